@@ -1,0 +1,82 @@
+"""Settings from the environment (and `.env`), named as the seed names them.
+
+One `Settings` object per process; nothing else is global.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STAGE_METRICS_PORTS = {
+    "tracker": 9100, "denoise": 9101, "ivr": 9102, "lid": 9103,
+    "stt": 9104, "llm1": 9105, "llm2": 9106,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # servers
+    kafka_bootstrap_servers: str = "localhost:9092"
+    topic_prefix: str = Field("cofi", description="topics are <prefix>.stage.<name> etc.; tests use their own")
+    topic_partitions: int = 6
+    topic_replication: int = 1
+    database_url: str = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
+    artifact_root: Path = Path(".local/artifacts")
+
+    # seed settings
+    denoise_host: str = "127.0.0.1"
+    denoise_port: int = 5010
+    log_file_start_events: bool = True
+    progress_update_interval: int = 1
+
+    # engines per stage
+    denoise_engine: str = "spectral"
+    ivr_engine: str = "vad"
+    lid_engine: str = "whisper"
+    stt_engine: str = "whisper"
+    llm1_engine: str = "llm"
+    llm2_engine: str = "rules"
+
+    # stage worker
+    worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    metrics_port: int | None = None
+    commit_every_messages: int = 100
+    commit_every_ms: int = 500
+    max_attempts: int = 3
+    retry_backoff_ms: int = 500
+    retry_backoff_max_ms: int = 30_000
+    max_poll_interval_ms: int = 300_000
+    session_timeout_ms: int = 45_000
+    transaction_timeout_ms: int = 60_000
+
+    # models
+    model_cache_dir: Path = Path.home() / ".cache" / "cofi" / "models"
+    whisper_model: str = "base"
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_cpu_threads: int = 0
+    max_audio_seconds: float = 4 * 3600
+    channel_roles: str = "agent,customer"
+
+    # LLM
+    llm_base_url: str = "http://127.0.0.1:8080/v1"
+    llm_model: str = "gemma-3-270m"
+    llm_api_key: str = "none"
+    llm_timeout_s: float = 120.0
+    llm_concurrency: int = 4
+    llm_max_retries: int = 3
+
+    def metrics_port_for(self, service: str) -> int:
+        return self.metrics_port if self.metrics_port is not None else STAGE_METRICS_PORTS.get(service, 9199)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
