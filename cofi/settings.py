@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     llm_timeout_s: float = 120.0
     llm_concurrency: int = 4
     llm_max_retries: int = 3
+    llm_dialect: str = Field("auto", description="structured-output dialect: auto | openai | llamacpp | vllm")
+    llm_retry_backoff_s: float = 1.0
+    llm_max_tokens: int = 512
+    llm_max_transcript_chars: int = Field(8000, description="transcript cut for the LLM prompt (the 270M default has 4k context)")
+    llm_server_threads: int = 0
 
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port if self.metrics_port is not None else STAGE_METRICS_PORTS.get(service, 9199)
