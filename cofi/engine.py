@@ -54,6 +54,9 @@ class StageOutput:
 class Engine(ABC):
     stage: ClassVar[str]
     name: ClassVar[str]
+    #: slow engines (models, servers) take one micro-batch of STAGE_CONCURRENCY files per
+    #: transaction; fast ones take COMMIT_EVERY_MESSAGES.
+    slow: ClassVar[bool] = True
 
     @abstractmethod
     def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:

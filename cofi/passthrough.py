@@ -27,6 +27,7 @@ _RESULTS: dict[str, dict[str, Any]] = {
 
 class PassthroughEngine(Engine):
     name = "passthrough"
+    slow = False
 
     def __init__(self, stage: str) -> None:
         self.stage = stage  # type: ignore[misc]

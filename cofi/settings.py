@@ -46,7 +46,10 @@ class Settings(BaseSettings):
 
     # stage worker
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    worker_instance: str = Field("", description="stable per instance: part of the transactional.id (hostname if empty)")
     metrics_port: int | None = None
+    stage_concurrency: int = Field(1, description="files processed at once by a slow engine")
+    shutdown_grace_s: float = 30.0
     commit_every_messages: int = 100
     commit_every_ms: int = 500
     max_attempts: int = 3

@@ -1,0 +1,164 @@
+"""One-shot setup: Kafka topics and database migrations (`python -m cofi.admin init|topics|migrate`).
+
+Idempotent, so the compose topic-init service and every test fixture can run it freely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from cofi.settings import Settings, get_settings
+from cofi.topics import Topics
+
+log = logging.getLogger("cofi.admin")
+
+BATCH_START_MAX_BYTES = 16 * 1024 * 1024  # a 10,000-file manifest fits in one BatchStart
+
+
+class AdminError(RuntimeError):
+    """Setup could not be done (broker or database unreachable, bad config)."""
+
+
+def _admin_client(settings: Settings, timeout_s: float):
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
+        "socket.timeout.ms": int(timeout_s * 1000),
+    })
+
+
+def _existing_topics(admin, settings: Settings, timeout_s: float) -> set[str]:
+    from confluent_kafka import KafkaException
+
+    try:
+        return set(admin.list_topics(timeout=timeout_s).topics)
+    except KafkaException as exc:
+        raise AdminError(
+            f"Kafka broker at {settings.kafka_bootstrap_servers} unreachable within {timeout_s:.0f}s: {exc}"
+        ) from exc
+
+
+def topic_configs(topics: Topics) -> dict[str, dict[str, str]]:
+    """Per-topic config overrides (only batch.start needs large messages)."""
+    return {topics.batch_start: {"max.message.bytes": str(BATCH_START_MAX_BYTES)}}
+
+
+def ensure_topics(settings: Settings, *, partitions: int | None = None, timeout_s: float = 15.0) -> list[str]:
+    """Create every topic under `settings.topic_prefix` that is missing; returns those created.
+
+    One CreateTopics request for all missing topics; existing topics are left alone.
+    """
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import NewTopic
+
+    topics = Topics(settings.topic_prefix)
+    admin = _admin_client(settings, timeout_s)
+    existing = _existing_topics(admin, settings, timeout_s)
+    configs = topic_configs(topics)
+    missing = [t for t in topics.all() if t not in existing]
+    if not missing:
+        return []
+    new = [
+        NewTopic(t, num_partitions=partitions or settings.topic_partitions,
+                 replication_factor=settings.topic_replication, config=configs.get(t, {}))
+        for t in missing
+    ]
+    futures = admin.create_topics(new, operation_timeout=timeout_s, request_timeout=timeout_s)
+    created: list[str] = []
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=timeout_s)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # a concurrent init won the race
+            raise AdminError(f"cannot create topic {name}: {exc}") from exc
+    log.info("created topics: %s", ", ".join(created) or "none")
+    return created
+
+
+def delete_topics(settings: Settings, names: Iterable[str] | None = None, *, timeout_s: float = 15.0) -> None:
+    """Delete topics (default: every topic under the prefix). Used by test teardown."""
+    from confluent_kafka import KafkaException
+
+    topics = list(names) if names is not None else Topics(settings.topic_prefix).all()
+    admin = _admin_client(settings, timeout_s)
+    existing = _existing_topics(admin, settings, timeout_s)
+    doomed = [t for t in topics if t in existing]
+    if not doomed:
+        return
+    for name, fut in admin.delete_topics(doomed, operation_timeout=timeout_s, request_timeout=timeout_s).items():
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as exc:
+            log.warning("cannot delete topic %s: %s", name, exc)
+
+
+def create_database(url: str, *, connect_timeout_s: int = 10) -> bool:
+    """Create the database named in `url` if it is missing; True when created."""
+    parsed = make_url(url)
+    name = parsed.database
+    if not name:
+        raise AdminError(f"DATABASE_URL names no database: {parsed.render_as_string(hide_password=True)}")
+    server = create_engine(parsed.set(database=""), connect_args={"connect_timeout": connect_timeout_s})
+    try:
+        with server.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :n"), {"n": name}
+            ).first()
+            if exists:
+                return False
+            quoted = name.replace("`", "``")
+            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{quoted}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            return True
+    except OperationalError as exc:
+        raise AdminError(
+            f"MySQL/MariaDB at {parsed.render_as_string(hide_password=True)} unreachable: {exc.orig}"
+        ) from exc
+    finally:
+        server.dispose()
+
+
+def migrate_database(settings: Settings, revision: str = "head") -> None:
+    """Create the database if needed and upgrade it to `revision`."""
+    from cofi.db import migrate
+
+    if create_database(settings.database_url):
+        log.info("created database %s", make_url(settings.database_url).database)
+    try:
+        migrate(settings.database_url, revision)
+    except OperationalError as exc:
+        raise AdminError(f"migration failed: {exc.orig}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cofi.admin", description=__doc__)
+    parser.add_argument("command", choices=["init", "topics", "migrate"])
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    try:
+        if args.command in ("init", "migrate"):
+            migrate_database(settings)
+            log.info("database at head")
+        if args.command in ("init", "topics"):
+            created = ensure_topics(settings, timeout_s=args.timeout)
+            log.info("topics ready (%d created) under prefix %r", len(created), settings.topic_prefix)
+    except AdminError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Database tables at migration head, engine factory and Alembic helpers.
+
+The `Table` objects mirror `migrations/versions/*` exactly (a test compares them with a
+migrated database); they exist for queries, never for `create_all`: Alembic owns the DDL.
+Names are the seed's, because operators' SQL depends on them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    text,
+)
+from sqlalchemy.dialects.mysql import CHAR, DATETIME, LONGBLOB, MEDIUMTEXT, TINYINT
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = REPO_ROOT / "alembic.ini"
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+
+DONE_COLUMNS: tuple[str, ...] = ("denoiseDone", "ivrDone", "lidDone", "sttDone", "llm1Done", "llm2Done")
+STAGE_STATUS_COLUMNS: tuple[str, ...] = (
+    "denoiseStatus", "ivrStatus", "lidStatus", "sttStatus", "llm1Status", "llm2Status",
+)
+
+NOW3 = text("CURRENT_TIMESTAMP(3)")
+NOW3_ON_UPDATE = text("CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)")
+
+metadata = MetaData()
+
+
+def _ts(name: str, *, nullable: bool = False, on_update: bool = False, default: bool = True) -> Column:
+    server_default = (NOW3_ON_UPDATE if on_update else NOW3) if default else None
+    return Column(name, DATETIME(fsp=3), nullable=nullable, server_default=server_default)
+
+
+def _flag(name: str, nullable: bool = False) -> Column:
+    return Column(name, TINYINT(1), nullable=nullable, server_default=text("0"))
+
+
+file_distribution = Table(
+    "fileDistribution", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("batchId", BigInteger, nullable=False),
+    Column("fileId", String(40), nullable=False),
+    Column("file", String(512), nullable=False),
+    _flag("denoiseDone", nullable=True),  # 0002: `TINYINT(1) DEFAULT 0 AFTER file`, as the seed wrote it
+    _flag("ivrDone"), _flag("lidDone"), _flag("sttDone"), _flag("llm1Done"), _flag("llm2Done"),
+    Column("worker", String(128)),
+    Column("gpu", String(64)),
+    Column("status", String(32), nullable=False, server_default="Pending"),
+    Column("currentStage", String(16)),
+    Column("failedStage", String(16)),
+    Column("error", Text),
+    Column("metadata", JSON),
+    Column("generation", Integer, nullable=False, server_default=text("0")),
+    Column("lastEvent", LONGBLOB),
+    _ts("createdAt"),
+    _ts("updatedAt", on_update=True),
+    UniqueConstraint("batchId", "file", name="uq_filedist_batch_file"),
+    UniqueConstraint("batchId", "fileId", name="uq_filedist_batch_fileid"),
+    Index("idx_filedist_batch_status", "batchId", "status"),
+    Index("idx_filedist_batch_denoise", "batchId", "denoiseDone"),
+)
+
+batch_status = Table(
+    "batchStatus", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("status", String(32), nullable=False, server_default="Pending"),
+    *(Column(c, String(16), nullable=False, server_default="Pending") for c in STAGE_STATUS_COLUMNS),
+    Column("stages", String(128), nullable=False, server_default=""),
+    Column("totalFiles", Integer, nullable=False, server_default=text("0")),
+    Column("completedFiles", Integer, nullable=False, server_default=text("0")),
+    Column("failedFiles", Integer, nullable=False, server_default=text("0")),
+    Column("contentHash", CHAR(64)),
+    Column("reason", Text),
+    Column("callback", String(1024)),
+    Column("config", JSON),
+    _ts("createdAt"),
+    _ts("updatedAt", on_update=True),
+    _ts("startedAt", nullable=True, default=False),
+    _ts("completedAt", nullable=True, default=False),
+)
+
+processing_logs = Table(
+    "processing_logs", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("eventId", String(64), nullable=False, unique=True),
+    Column("batch_id", String(32), nullable=False),
+    Column("file", String(512), nullable=False),
+    Column("stage_name", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # 'success' | 'failed'
+    Column("error", Text),
+    Column("duration", Float),  # seconds
+    Column("worker", String(128)),
+    _ts("created_at"),
+    Index("idx_plogs_batch_status", "batch_id", "status"),
+    Index("idx_plogs_batch_file_stage", "batch_id", "file", "stage_name"),
+)
+
+batch_execution_log = Table(
+    "batchExecutionLog", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("batchId", BigInteger, nullable=False),
+    Column("stage", String(16)),
+    Column("eventType", String(32), nullable=False),
+    Column("file", String(512)),
+    Column("details", Text),
+    Column("dedupKey", String(191), nullable=False, unique=True),
+    _ts("createdAt"),
+    Index("idx_bel_batch_stage_type", "batchId", "stage", "eventType"),
+)
+
+audit_result = Table(
+    "auditResult", metadata,
+    Column("batchId", BigInteger, primary_key=True, autoincrement=False),
+    Column("fileId", String(40), primary_key=True),
+    Column("file", String(512), nullable=False),
+    Column("language", String(16)),
+    Column("languageProbability", Float),
+    Column("ivrEndSec", Float),
+    Column("transcriptPath", String(1024)),
+    Column("transcript", MEDIUMTEXT),
+    Column("speech", JSON),
+    Column("answers", JSON),
+    Column("normalizedAnswers", JSON),
+    Column("ruleResults", JSON),
+    Column("tradeChecks", JSON),
+    Column("score", Float),
+    Column("verdict", String(16)),
+    Column("reasons", JSON),
+    _ts("updatedAt", on_update=True),
+)
+
+webhook_outbox = Table(
+    "webhookOutbox", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("batchId", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("url", String(1024), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("lastError", Text),
+    _ts("createdAt"),
+    _ts("sentAt", nullable=True, default=False),
+    UniqueConstraint("batchId", "kind", name="uq_webhook_batch_kind"),
+)
+
+
+def make_engine(url: str, **kwargs: object) -> Engine:
+    """Engine for the tracker/CLI: pre-ping and recycle survive MySQL's idle disconnects;
+    READ COMMITTED keeps batched upserts from taking gap locks."""
+    opts: dict[str, object] = {
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "isolation_level": "READ COMMITTED",
+        "future": True,
+    }
+    opts.update(kwargs)
+    return create_engine(url, **opts)
+
+
+def alembic_config(url: str):  # -> alembic.config.Config (import kept lazy: services never migrate)
+    """Alembic config pointing at this repo's migrations and the given database."""
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI)) if ALEMBIC_INI.exists() else Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False  # keep the caller's logging (pytest, services) intact
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision`."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Downgrade the database at `url` to `revision` (e.g. "0001_initial", "base")."""
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

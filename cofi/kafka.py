@@ -1,0 +1,75 @@
+"""Kafka client configuration, made one way for workers, the tracker and the CLI."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from cofi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker did not answer: say where we looked."""
+
+
+def consumer_config(settings: Settings, group: str, **extra: Any) -> dict[str, Any]:
+    conf = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": group,
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "max.poll.interval.ms": settings.max_poll_interval_ms,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": min(3000, settings.session_timeout_ms // 3),
+        "client.id": f"{group}-{settings.worker_id}",
+    }
+    conf.update(extra)
+    return conf
+
+
+def producer_config(settings: Settings, transactional_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    conf: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "enable.idempotence": True,
+        "compression.type": "lz4",
+        "linger.ms": 5,
+        "message.max.bytes": 16 * 1024 * 1024,
+        "client.id": f"cofi-{settings.worker_id}",
+    }
+    if transactional_id:
+        conf["transactional.id"] = transactional_id
+        conf["transaction.timeout.ms"] = settings.transaction_timeout_ms
+    conf.update(extra)
+    return conf
+
+
+def make_consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
+    return Consumer(consumer_config(settings, group, **extra))
+
+
+def make_producer(settings: Settings, transactional_id: str | None = None, **extra: Any) -> Producer:
+    return Producer(producer_config(settings, transactional_id, **extra))
+
+
+def check_broker(settings: Settings, timeout: float = 5.0) -> None:
+    """Raise KafkaUnavailable with the address when the broker does not answer."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnavailable(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s "
+            f"(start it with `make up`, or set KAFKA_BOOTSTRAP_SERVERS): {exc}"
+        ) from exc
+
+
+def instance_name(settings: Settings) -> str:
+    return settings.worker_instance or socket.gethostname()

@@ -1,0 +1,168 @@
+"""The audit questionnaire: what llm1 asks about each call and how llm2 scores the answers.
+
+A questionnaire is written in YAML or JSON and travels in FileEvent.questionnaire as JSON.
+Question types:
+- `llm`:    answered by the LLM over the transcript, constrained to `options`;
+- `speech`: answered from the STT speech parameters (`metric op threshold`), no LLM;
+- `trade`:  answered from the trade checks (all confirmed -> yes, none mapped -> na).
+`scoring` maps an option to the fraction of `weight` it earns; options missing from it
+(typically `na`) take the question out of the score. A `critical` question answered with
+an option worth 0 makes the call a critical fail.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SPEECH_METRICS = ("durationSec", "talkTimeAgentSec", "talkTimeCustomerSec", "talkRatio", "silenceRatio",
+                  "longestSilenceSec", "overtalkSec", "speechRateWpm")
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
+}
+DEFAULT_PATH = Path(__file__).parent / "defaults" / "questionnaire.yaml"
+
+
+class QuestionnaireError(ValueError):
+    """A questionnaire that cannot be used (syntax, missing fields, inconsistent options)."""
+
+
+class SpeechCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric: Literal[SPEECH_METRICS]  # type: ignore[valid-type]
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
+    threshold: float
+
+    def holds(self, speech: Mapping[str, Any]) -> bool:
+        return OPS[self.op](float(speech[self.metric]), self.threshold)
+
+    def describe(self, speech: Mapping[str, Any]) -> str:
+        return f"{self.metric}={float(speech[self.metric]):.3g} {self.op} {self.threshold:g}"
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="an identifier: rules name it answers.<id>")
+    text: str = Field(min_length=1)
+    type: Literal["llm", "speech", "trade"] = "llm"
+    options: list[str] = Field(default_factory=lambda: ["yes", "no", "na"], min_length=2)
+    scoring: dict[str, float] = Field(default_factory=lambda: {"yes": 1.0, "no": 0.0})
+    weight: float = Field(1.0, ge=0)
+    critical: bool = False
+    hint: str = Field("", description="extra guidance for the LLM (what counts as yes)")
+    speech: SpeechCheck | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Question:
+        if len(set(self.options)) != len(self.options):
+            raise ValueError(f"question {self.id}: duplicate options {self.options}")
+        unknown = set(self.scoring) - set(self.options)
+        if unknown:
+            raise ValueError(f"question {self.id}: scoring names options not in options: {sorted(unknown)}")
+        if any(not 0.0 <= v <= 1.0 for v in self.scoring.values()):
+            raise ValueError(f"question {self.id}: scoring values must be fractions in [0, 1]")
+        if self.type == "speech" and self.speech is None:
+            raise ValueError(f"question {self.id}: type speech needs a `speech: {{metric, op, threshold}}` check")
+        if self.type != "speech" and self.speech is not None:
+            raise ValueError(f"question {self.id}: `speech` is only for type speech")
+        if self.type in ("speech", "trade") and not {"yes", "no"} <= set(self.options):
+            raise ValueError(f"question {self.id}: type {self.type} answers yes/no, so options must include them")
+        return self
+
+
+class Questionnaire(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = "default"
+    version: str = "1"
+    pass_score: float = Field(70.0, ge=0, le=100, description="score (0-100) at or above which a call passes")
+    questions: list[Question] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Questionnaire:
+        ids = [q.id for q in self.questions]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate question ids: {dup}")
+        return self
+
+    def by_type(self, kind: str) -> list[Question]:
+        return [q for q in self.questions if q.type == kind]
+
+    def get(self, qid: str) -> Question | None:
+        return next((q for q in self.questions if q.id == qid), None)
+
+    def to_json(self) -> str:
+        """The compact string carried in FileEvent.questionnaire."""
+        return self.model_dump_json(exclude_none=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Questionnaire:
+        return load_questionnaire(text)
+
+
+def as_path(source: str | Path, error: type[Exception] = FileNotFoundError) -> Path | None:
+    """`source` as a file to read, or None when it is inline YAML/JSON text (shared with rules)."""
+    if isinstance(source, Path):
+        if not source.is_file():
+            raise error(f"file not found: {source}")
+        return source
+    if "\n" in source or source.lstrip().startswith(("{", "[")):
+        return None
+    path = Path(source)
+    try:
+        if path.is_file():
+            return path
+    except OSError:
+        return None
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        raise error(f"file not found: {path}")
+    return None
+
+
+def _parse_text(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as exc:
+        raise QuestionnaireError(f"questionnaire is neither YAML nor JSON: {exc}") from exc
+
+
+def load_questionnaire(source: str | Path | Mapping[str, Any]) -> Questionnaire:
+    """From a path, YAML/JSON text or a mapping; raises QuestionnaireError with the reason."""
+    origin = "questionnaire"
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+    else:
+        path = as_path(source, QuestionnaireError)
+        if path is not None:
+            origin, text = str(path), path.read_text(encoding="utf-8")
+        else:
+            text = str(source)
+        data = _parse_text(text)
+    if isinstance(data, list):
+        data = {"questions": data}
+    if not isinstance(data, dict):
+        raise QuestionnaireError(f"{origin}: expected a mapping with `questions`, got {type(data).__name__}")
+    try:
+        return Questionnaire.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors())
+        raise QuestionnaireError(f"{origin}: invalid questionnaire: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def default_questionnaire() -> Questionnaire:
+    """The call-audit questionnaire shipped with cofi (used when a batch brings none)."""
+    return load_questionnaire(DEFAULT_PATH)
+
+
+def questionnaire_of(event: Mapping[str, Any]) -> Questionnaire:
+    """The batch's questionnaire from a FileEvent, or the default one."""
+    raw = event.get("questionnaire")
+    return load_questionnaire(raw) if raw else default_questionnaire()

@@ -1,0 +1,395 @@
+"""The stage worker: the one consume-process-produce loop every stage runs.
+
+poll a micro-batch -> pause the partitions -> run the engine (threads, outside any
+transaction) while polling so the group never times out -> one transaction with the
+outputs and the consumed offsets -> resume. Exactly-once from topic to topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from cofi import events
+from cofi.codec import Codec, DecodeError, get_codec
+from cofi.control import CancelWatcher
+from cofi.engine import Engine, PermanentError, StageContext, StageOutput, TransientError
+from cofi.kafka import consumer_config, instance_name, producer_config
+from cofi.metrics import HealthServer, Heartbeat, StageMetrics
+from cofi.settings import Settings
+from cofi.topics import DONE, Topics, next_stage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Output:
+    topic: str
+    key: str | None
+    value: bytes
+
+
+@dataclass
+class Handled:
+    """What one input message became."""
+
+    msg: Message
+    outputs: list[Output] = field(default_factory=list)
+    outcome: str = "success"
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return not isinstance(exc, PermanentError)
+
+
+class StageWorker:
+    """Runs one engine for one stage until stopped."""
+
+    def __init__(self, stage: str, engine: Engine, settings: Settings, *,
+                 codec: Codec | None = None, metrics: StageMetrics | None = None,
+                 serve_metrics: bool = True) -> None:
+        self.stage = stage
+        self.engine = engine
+        self.settings = settings
+        self.codec = codec or get_codec()
+        self.topics = Topics(settings.topic_prefix)
+        self.topic = self.topics.stage(stage)
+        self.metrics = metrics or StageMetrics()
+        self.heartbeat = Heartbeat()
+        self.group = f"{settings.topic_prefix}-{stage}"
+        self.transactional_id = f"{settings.topic_prefix}-{stage}-{instance_name(settings)}"
+        self.worker_name = f"{stage}@{settings.worker_id}"
+        self.stopping = threading.Event()
+        self.batch_size = settings.commit_every_messages if not engine.slow else max(1, settings.stage_concurrency)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.stage_concurrency), thread_name_prefix=stage)
+        self.assigned: set[tuple[str, int]] = set()
+        self.revoked_during_batch: set[tuple[str, int]] = set()
+        self.buffer: list[Message] = []
+        self.processed_total = 0
+        self.cancels = CancelWatcher(settings, self.codec)
+        self.health: HealthServer | None = None
+        self.serve_metrics = serve_metrics
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+
+    # ---- lifecycle -------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("%s: signal %d, finishing the open batch and stopping", self.stage, signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def _healthy(self) -> tuple[bool, dict]:
+        ok = self.heartbeat.fresh() and self.consumer is not None
+        return ok, {"stage": self.stage, "engine": self.engine.name, "assigned": len(self.assigned),
+                    "processed": self.processed_total}
+
+    def _connect(self) -> None:
+        """Create clients and init transactions, retrying while Kafka is unreachable."""
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                producer = Producer(producer_config(self.settings, self.transactional_id))
+                producer.init_transactions(30)
+                self.producer = producer
+                break
+            except KafkaException as exc:
+                log.error("%s: cannot reach Kafka at %s (%s); retrying in %.0fs",
+                          self.stage, self.settings.kafka_bootstrap_servers, exc.args[0], delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 30.0)
+        if self.producer is None:
+            return
+        conf = consumer_config(self.settings, self.group, **{
+            "statistics.interval.ms": 5000,
+            "stats_cb": lambda s: self.metrics.on_stats(self.stage, s),
+        })
+        self.consumer = Consumer(conf)
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_revoke)
+
+    def run(self) -> None:
+        if self.serve_metrics:
+            self.health = HealthServer(self.settings.metrics_port_for(self.stage), self.metrics.registry,
+                                       self._healthy).start()
+        self.cancels.start()
+        log.info("%s: engine=%s group=%s topic=%s transactional.id=%s batch=%d",
+                 self.stage, self.engine.name, self.group, self.topic, self.transactional_id, self.batch_size)
+        if self.engine.name == "passthrough":
+            log.warning("%s: PASSTHROUGH engine: results are empty, for plumbing tests only", self.stage)
+        self._connect()
+        try:
+            while not self.stopping.is_set():
+                self.heartbeat.beat()
+                msgs = self._next_batch()
+                if msgs:
+                    self._process_batch(msgs)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.cancels.stop()
+        if self.consumer is not None:
+            try:
+                self.consumer.close()
+            except Exception:  # noqa: BLE001 - closing on the way out
+                log.exception("%s: consumer close", self.stage)
+            self.consumer = None
+        if self.producer is not None:
+            self.producer.flush(10)
+            self.producer = None
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
+        if self.health is not None:
+            self.health.stop()
+        log.info("%s: stopped after %d files", self.stage, self.processed_total)
+
+    # ---- rebalance -------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+        log.info("%s: assigned %s", self.stage, sorted(p.partition for p in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {(p.topic, p.partition) for p in partitions}
+        self.assigned -= gone
+        self.revoked_during_batch |= gone
+        # Buffered messages of a revoked partition belong to its next owner.
+        self.buffer = [m for m in self.buffer if (m.topic(), m.partition()) not in gone]
+        log.info("%s: revoked %s", self.stage, sorted(p.partition for p in partitions))
+
+    # ---- the loop ----------------------------------------------------------
+
+    def _next_batch(self) -> list[Message]:
+        assert self.consumer is not None
+        if len(self.buffer) < self.batch_size:
+            want = self.batch_size - len(self.buffer)
+            got = self.consumer.consume(num_messages=want, timeout=self.settings.commit_every_ms / 1000)
+            self.buffer.extend(self._usable(got))
+        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size:]
+        return batch
+
+    def _usable(self, msgs: list[Message]) -> list[Message]:
+        ok = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                ok.append(m)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("%s: consumer error: %s", self.stage, err)
+        return ok
+
+    def _process_batch(self, msgs: list[Message]) -> None:
+        assert self.consumer is not None and self.producer is not None
+        self.revoked_during_batch = set()
+        paused = [TopicPartition(t, p) for t, p in self.assigned]
+        if paused:
+            self.consumer.pause(paused)
+        futures: list[Future[Handled]] = [self.pool.submit(self._handle, m) for m in msgs]
+        deadline: float | None = None
+        try:
+            while not all(f.done() for f in futures):
+                # Keep the group membership alive while the engine works (partitions are paused).
+                # Messages of partitions assigned meanwhile are kept for the next batch.
+                got = self.consumer.consume(num_messages=100, timeout=0.2)
+                self.buffer.extend(self._usable(got))
+                self.heartbeat.beat()
+                if self.stopping.is_set():
+                    deadline = deadline or time.monotonic() + self.settings.shutdown_grace_s
+                    if time.monotonic() > deadline:
+                        log.warning("%s: shutdown grace over; %d files left uncommitted for the next owner",
+                                    self.stage, sum(not f.done() for f in futures))
+                        return
+            handled = [f.result() for f in futures]
+            self._commit(handled)
+        finally:
+            if self.consumer is not None:
+                now_assigned = [TopicPartition(t, p) for t, p in self.assigned]
+                if now_assigned:
+                    self.consumer.resume(now_assigned)
+
+    def _commit(self, handled: list[Handled]) -> None:
+        """One transaction: every output of the batch and the consumed offsets."""
+        assert self.consumer is not None and self.producer is not None
+        keep = [h for h in handled if (h.msg.topic(), h.msg.partition()) not in self.revoked_during_batch
+                and (h.msg.topic(), h.msg.partition()) in self.assigned]
+        dropped = len(handled) - len(keep)
+        if dropped:
+            log.info("%s: %d results dropped: their partitions moved to another worker", self.stage, dropped)
+        if not keep:
+            return
+        offsets: dict[tuple[str, int], int] = {}
+        for h in keep:
+            tp = (h.msg.topic(), h.msg.partition())
+            offsets[tp] = max(offsets.get(tp, -1), h.msg.offset() + 1)
+        try:
+            self.producer.begin_transaction()
+            for h in keep:
+                for out in h.outputs:
+                    self._produce(out)
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                self.consumer.consumer_group_metadata(), 30)
+            self.producer.commit_transaction(60)
+        except KafkaException as exc:
+            err = exc.args[0]
+            self.metrics.transactions.labels(self.stage, "aborted").inc()
+            if getattr(err, "fatal", lambda: False)():
+                log.error("%s: fatal producer error (another instance with transactional.id %s?): %s",
+                          self.stage, self.transactional_id, err)
+                self.stopping.set()
+                raise
+            log.warning("%s: transaction aborted, the batch will be re-read: %s", self.stage, err)
+            try:
+                self.producer.abort_transaction(30)
+            except KafkaException:
+                log.exception("%s: abort failed", self.stage)
+            self._rewind(offsets)
+            return
+        self.metrics.transactions.labels(self.stage, "committed").inc()
+        self.processed_total += len(keep)
+        for h in keep:
+            self.metrics.files.labels(self.stage, self.engine.name, h.outcome).inc()
+
+    def _produce(self, out: Output) -> None:
+        assert self.producer is not None
+        while True:
+            try:
+                self.producer.produce(out.topic, key=out.key, value=out.value)
+                return
+            except BufferError:
+                self.producer.poll(0.1)
+
+    def _rewind(self, offsets: dict[tuple[str, int], int]) -> None:
+        """After an aborted transaction, re-read from the last committed offsets."""
+        assert self.consumer is not None
+        tps = [TopicPartition(t, p) for (t, p) in offsets]
+        try:
+            committed = self.consumer.committed(tps, timeout=10)
+        except KafkaException:
+            log.exception("%s: cannot read committed offsets; rejoining", self.stage)
+            return
+        for tp in committed:
+            if (tp.topic, tp.partition) in self.assigned:
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+        self.buffer = [m for m in self.buffer if (m.topic(), m.partition()) not in offsets]
+
+    # ---- one message -------------------------------------------------------
+
+    def _handle(self, msg: Message) -> Handled:
+        raw = msg.value() or b""
+        try:
+            event = self.codec.decode_as("FileEvent", raw)
+        except DecodeError as exc:
+            log.warning("%s: undecodable message at %s[%d]@%d: %s", self.stage, msg.topic(), msg.partition(),
+                        msg.offset(), exc)
+            return self._failed(msg, raw, None, "DecodeError", str(exc), attempts=0, outcome="decode_error")
+        if self.cancels.is_cancelled(event["batchId"]):
+            return Handled(msg, [], outcome="cancelled")
+        if self.stage not in event["stages"]:
+            return self._failed(msg, raw, event, "RoutingError",
+                                f"stage {self.stage} is not in the file's plan {event['stages']}", attempts=0)
+        if event["results"].get(self.stage) is not None:
+            return Handled(msg, [self._forward(event)], outcome="forwarded")
+        return self._run_engine(msg, raw, event)
+
+    def _run_engine(self, msg: Message, raw: bytes, event: dict[str, Any]) -> Handled:
+        ctx = StageContext(stage=self.stage, worker=self.worker_name, settings=self.settings,
+                           batch_id=event["batchId"], file_id=event["fileId"])
+        attempts = 0
+        started = time.monotonic()
+        self.metrics.inflight.labels(self.stage).inc()
+
+        def attempt() -> StageOutput:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self.metrics.retries.labels(self.stage).inc()
+            return self.engine.process(event, ctx)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.settings.max_attempts)),
+            wait=wait_exponential(multiplier=self.settings.retry_backoff_ms / 1000,
+                                  max=self.settings.retry_backoff_max_ms / 1000),
+            retry=retry_if_exception(_is_retryable),
+            reraise=False,
+            before_sleep=lambda rs: log.warning("%s: %s attempt %d failed (%s); retrying", self.stage,
+                                                event["file"], rs.attempt_number, rs.outcome.exception()),
+        )
+        try:
+            output = retrying(attempt)
+        except PermanentError as exc:
+            return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts, started=started)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            return self._failed(msg, raw, event, type(last).__name__,
+                                f"gave up after {attempts} attempts: {last}", attempts, started=started,
+                                permanent=not isinstance(last, TransientError))
+        finally:
+            self.metrics.inflight.labels(self.stage).dec()
+        elapsed = time.monotonic() - started
+        self.metrics.seconds.labels(self.stage, self.engine.name).observe(elapsed)
+        result = {"worker": self.worker_name, "engine": self.engine.name, "durationMs": int(elapsed * 1000),
+                  **output.result}
+        event = {**event, "results": {**event["results"], self.stage: result}}
+        if output.audio_path:
+            event["currentAudio"] = output.audio_path
+        return Handled(msg, [self._forward(event)])
+
+    def _forward(self, event: dict[str, Any]) -> Output:
+        nxt = next_stage(event["stages"], self.stage)
+        out = {**event, "eventId": events.new_event_id(), "emittedAt": events.now()}
+        topic = self.topics.done if nxt == DONE else self.topics.stage(nxt)
+        return Output(topic, event["fileId"], self.codec.encode("FileEvent", out))
+
+    def _failed(self, msg: Message, raw: bytes, event: dict[str, Any] | None, error_type: str, message: str,
+                attempts: int, *, started: float | None = None, permanent: bool = True,
+                outcome: str = "failed") -> Handled:
+        duration_ms = int((time.monotonic() - started) * 1000) if started else 0
+        failed = events.file_failed(stage=self.stage, error_type=error_type, message=message, attempts=attempts,
+                                    worker=self.worker_name, topic=msg.topic(), partition=msg.partition(),
+                                    offset=msg.offset(), raw=raw, event=event, engine=self.engine.name,
+                                    duration_ms=duration_ms, permanent=permanent)
+        log.warning("%s: %s failed: %s: %s", self.stage, event["file"] if event else "<undecodable>",
+                    error_type, message)
+        key = event["fileId"] if event else (msg.key().decode(errors="replace") if msg.key() else None)
+        return Handled(msg, [Output(self.topics.failed, key, self.codec.encode("FileFailed", failed))],
+                       outcome=outcome)
+
+
+EngineFactory = Callable[[str, Settings], Engine]
+
+
+def build_engine(stage: str, settings: Settings, factory: EngineFactory) -> Engine:
+    """`<STAGE>_ENGINE=passthrough` is handled here, every real engine by the service's factory."""
+    name = getattr(settings, f"{stage}_engine")
+    if name == "passthrough":
+        from cofi.passthrough import PassthroughEngine
+
+        return PassthroughEngine(stage)
+    return factory(name, settings)
+
+
+def run_service(stage: str, factory: EngineFactory) -> None:
+    """Entry point of `python -m services.<stage>`."""
+    from cofi.logs import setup_logging
+    from cofi.settings import get_settings
+
+    setup_logging()
+    settings = get_settings()
+    engine = build_engine(stage, settings, factory)
+    worker = StageWorker(stage, engine, settings)
+    worker.install_signal_handlers()
+    worker.run()

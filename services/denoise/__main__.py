@@ -1,0 +1,15 @@
+"""`python -m services.denoise`: the denoise stage (spectral noise reduction) on the shared stage worker."""
+
+from cofi.settings import Settings
+from cofi.worker import run_service
+
+
+def _factory(name: str, settings: Settings):
+    # Imported here so `DENOISE_ENGINE=passthrough` needs none of the model packages.
+    from services.denoise.engines import build_engine
+
+    return build_engine(name, settings)
+
+
+if __name__ == "__main__":
+    run_service("denoise", _factory)
