@@ -33,6 +33,8 @@ def _admin_client(settings: Settings, timeout_s: float):
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
         "socket.timeout.ms": int(timeout_s * 1000),
+        "log_level": 2,  # connection failures surface as AdminError, not as a stream of FAIL lines
+        "logger": logging.getLogger("cofi.admin.rdkafka"),
     })
 
 
