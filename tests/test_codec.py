@@ -1,0 +1,223 @@
+"""Avro single-object codec: round trips, old writers read by the current reader, bad bytes
+rejected with DecodeError, and every kept schema version resolvable into the current one."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from cofi.codec import CURRENT, MAGIC, SCHEMA_DIR, Codec, DecodeError
+
+T0 = datetime(2026, 1, 15, 9, 30, 0, 123000, tzinfo=timezone.utc)  # millisecond precision survives
+HISTORY = sorted((SCHEMA_DIR / "history").glob("*.avsc"))
+
+
+@pytest.fixture(scope="module")
+def codec() -> Codec:
+    return Codec()
+
+
+def trade(i: int = 1) -> dict[str, Any]:
+    return {"tradeId": f"T{i}", "clientCode": "C042", "symbol": "INFY", "side": "BUY", "quantity": 100.0,
+            "price": 1520.5, "tradeTime": "2026-01-15T09:12:00+05:30", "phone": "+919800000001"}
+
+
+def full_file_event() -> dict[str, Any]:
+    """A FileEvent after llm2: every stage result filled, every optional field set."""
+    common = {"worker": "w-1", "engine": "test", "durationMs": 1234}
+    return {
+        "eventId": "e" * 32, "batchId": 9_000_000_001, "fileId": "f" * 20, "file": "calls/a.wav",
+        "audioPath": "/data/calls/a.wav", "currentAudio": "/art/9000000001/fff/ivr.wav",
+        "stages": ["denoise", "ivr", "lid", "stt", "llm1", "llm2"], "generation": 2,
+        "metadata": {"clientCode": "C042", "phone": "+919800000001", "callStart": "2026-01-15T09:10:00"},
+        "emittedAt": T0,
+        "results": {
+            "denoise": {**common, "outputPath": "/art/denoise.wav", "sampleRate": 16000, "noiseReductionDb": 7.5},
+            "ivr": {**common, "ivrDetected": True, "ivrEndSec": 12.25, "dtmfDigits": "12#",
+                    "reason": "dtmf then prompt", "outputPath": "/art/ivr.wav"},
+            "lid": {**common, "language": "en", "probability": 0.97,
+                    "top": [{"language": "en", "probability": 0.97}, {"language": "hi", "probability": 0.02}]},
+            "stt": {**common, "language": "en", "transcriptPath": "/art/stt.json",
+                    "text": "AGENT: hello\nCUSTOMER: hi", "words": 2,
+                    "speech": {"durationSec": 60.0, "talkTimeAgentSec": 30.0, "talkTimeCustomerSec": 20.0,
+                               "talkRatio": 0.6, "silenceRatio": 0.2, "longestSilenceSec": 3.5,
+                               "overtalkSec": 1.0, "speechRateWpm": 140.0}},
+            "llm1": {**common, "model": "gemma-3-270m",
+                     "answers": [{"questionId": "q1", "answer": "yes", "evidence": "hello", "source": "llm"}],
+                     "tradeChecks": [{"tradeId": "T1", "status": "confirmed", "evidence": "buy 100 infy",
+                                      "mismatches": []}],
+                     "promptTokens": 900, "completionTokens": 40},
+            "llm2": {**common,
+                     "answers": [{"questionId": "q1", "raw": "yes", "normalized": "Yes", "points": 1.0,
+                                  "maxPoints": 1.0}],
+                     "rules": [{"ruleId": "r1", "kind": "expression", "passed": False, "severity": "critical",
+                                "reason": "no disclosure"}],
+                     "score": 0.5, "verdict": "critical_fail", "reasons": ["r1: no disclosure"]},
+        },
+        "trades": [trade(1), trade(2)],
+        "questionnaire": json.dumps({"questions": [{"id": "q1", "text": "Greeted?"}]}),
+        "rules": json.dumps([{"id": "r1", "expr": "answers.q1 == 'Yes'"}]),
+    }
+
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "BatchStart": {
+        "eventId": "b1", "batchId": 42, "submittedAt": T0,
+        "files": [{"file": "a.wav", "metadata": {"clientCode": "C042"}}, {"file": "b.wav", "metadata": {}}],
+        "manifest": "/data/manifest.csv", "skip": ["denoise"], "questionnaire": "{}", "rules": "[]",
+        "trades": [trade()], "callback": "http://127.0.0.1:9/hook", "submittedBy": "ops",
+    },
+    "FileEvent": full_file_event(),
+    "FileFailed": {
+        "eventId": "x1", "batchId": 42, "fileId": "f1", "file": "a.wav", "stage": "stt",
+        "errorType": "PermanentError", "message": "unreadable audio: not a RIFF file", "permanent": True,
+        "attempts": 1, "worker": "w-1", "engine": "whisper", "durationMs": 15, "generation": 1,
+        "failedAt": T0, "originalTopic": "cofi.stage.stt", "originalPartition": 2, "originalOffset": 1234,
+        "originalEvent": b"\xc3\x01raw",
+    },
+    "BatchControl": {
+        "eventId": "c1", "batchId": 42, "action": "reaudit", "fromStage": "llm1", "rules": "[]",
+        "questionnaire": None, "requestedAt": T0, "requestedBy": "ops",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(CURRENT))
+def test_round_trip(codec: Codec, name: str) -> None:
+    data = codec.encode(name, SAMPLES[name])
+    assert data[:2] == MAGIC
+    assert codec.decode(data) == (name, SAMPLES[name])
+    assert codec.decode_as(name, data) == SAMPLES[name]
+
+
+def test_file_event_without_results_round_trips(codec: Codec) -> None:
+    event = full_file_event()
+    event["results"] = {s: None for s in event["results"]}
+    event["trades"], event["questionnaire"], event["rules"] = [], None, None
+    assert codec.decode_as("FileEvent", codec.encode("FileEvent", event)) == event
+
+
+def _single_object(schema_path: Path, record: dict[str, Any]) -> bytes:
+    """Encode as an old producer did: magic + that schema's fingerprint + body, fastavro only."""
+    parsed = fastavro.parse_schema(json.loads(schema_path.read_text()), named_schemas={})
+    fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))
+    buf = io.BytesIO(MAGIC + fp)
+    buf.seek(0, io.SEEK_END)
+    fastavro.schemaless_writer(buf, parsed, record)
+    return buf.getvalue()
+
+
+def test_v1_file_event_is_read_by_current_reader(codec: Codec) -> None:
+    v1 = full_file_event()
+    for field in ("trades", "questionnaire", "rules"):  # v2 fields
+        del v1[field]
+    data = _single_object(SCHEMA_DIR / "history" / "file_event.v1.avsc", v1)
+    assert data[2:10] != codec.current["FileEvent"].fingerprint
+    name, event = codec.decode(data)
+    assert name == "FileEvent"
+    assert event == {**v1, "trades": [], "questionnaire": None, "rules": None}
+
+
+def test_unknown_fingerprint(codec: Codec) -> None:
+    body = codec.encode("BatchControl", SAMPLES["BatchControl"])[10:]
+    with pytest.raises(DecodeError, match="unknown schema fingerprint"):
+        codec.decode(MAGIC + b"\x00\x11\x22\x33\x44\x55\x66\x77" + body)
+
+
+@pytest.mark.parametrize("data", [b"", None, b"\xc3", b"hello, this is not avro at all",
+                                  b'{"batchId": 1, "file": "a.wav"}'], ids=["empty", "none", "magic-only",
+                                                                          "garbage", "json"])
+def test_garbage_and_empty_bytes(codec: Codec, data: bytes | None) -> None:
+    with pytest.raises(DecodeError, match="not an Avro single-object message"):
+        codec.decode(data)
+
+
+@pytest.mark.parametrize("name", sorted(CURRENT))
+def test_truncated_body(codec: Codec, name: str) -> None:
+    data = codec.encode(name, SAMPLES[name])
+    for cut in (11, len(data) // 2, len(data) - 1):
+        with pytest.raises(DecodeError, match=f"corrupt {name} body"):
+            codec.decode(data[:cut])
+    with pytest.raises(DecodeError):
+        codec.decode(data[:10])  # header only, no body
+
+
+def test_expected_type_is_enforced(codec: Codec) -> None:
+    data = codec.encode("FileFailed", SAMPLES["FileFailed"])
+    with pytest.raises(DecodeError, match="expected FileEvent, got FileFailed"):
+        codec.decode_as("FileEvent", data)
+
+
+# ---- schema evolution: every kept version resolves into the current schema of its name ----
+
+def _sample(schema: Any, named: dict[str, Any]) -> Any:
+    """A record that exercises every field of `schema` (non-null union branches, one array item)."""
+    if isinstance(schema, str):
+        if schema in named:
+            return _sample(named[schema], named)
+        return {"null": None, "boolean": True, "int": 7, "long": 7, "float": 1.5, "double": 2.5,
+                "bytes": b"\x01\x02", "string": "s"}[schema]
+    if isinstance(schema, list):
+        branch = next((b for b in schema if b != "null"), "null")
+        return _sample(branch, named)
+    kind = schema["type"]
+    if schema.get("logicalType") == "timestamp-millis":
+        return T0
+    if kind == "record":
+        named[schema["name"]] = schema
+        if "namespace" in schema:
+            named[f"{schema['namespace']}.{schema['name']}"] = schema
+        return {f["name"]: _sample(f["type"], named) for f in schema["fields"]}
+    if kind == "enum":
+        named[schema["name"]] = schema
+        return schema["symbols"][0]
+    if kind == "array":
+        return [_sample(schema["items"], named)]
+    if kind == "map":
+        return {"k": _sample(schema["values"], named)}
+    return _sample(kind, named)
+
+
+def test_history_is_kept() -> None:
+    assert HISTORY, "schemas/history/ must keep every past version"
+
+
+@pytest.mark.parametrize("path", HISTORY, ids=[p.name for p in HISTORY])
+def test_history_schema_resolves_into_current(codec: Codec, path: Path) -> None:
+    raw = json.loads(path.read_text())
+    assert raw["name"] in CURRENT, f"{path.name}: no current schema named {raw['name']}"
+    writer = fastavro.parse_schema(raw, named_schemas={})
+    reader = codec.current[raw["name"]].parsed
+    record = _sample(raw, {})
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, writer, record)
+    buf.seek(0)
+    read = fastavro.schemaless_reader(buf, writer, reader)
+    current_fields = [f["name"] for f in json.loads((SCHEMA_DIR / CURRENT[raw["name"]]).read_text())["fields"]]
+    assert list(read) == current_fields
+    for field in raw["fields"]:
+        if field["name"] in read:
+            assert read[field["name"]] == record[field["name"]], field["name"]
+    # and the codec recognises that version's fingerprint
+    fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(writer), "CRC-64-AVRO"))
+    assert codec.by_fp[fp].name == raw["name"]
+
+
+@pytest.mark.parametrize("name", sorted(CURRENT))
+def test_new_fields_have_defaults(name: str) -> None:
+    """A field added to the current schema without a default would break every old writer."""
+    current = json.loads((SCHEMA_DIR / CURRENT[name]).read_text())
+    for path in HISTORY:
+        old = json.loads(path.read_text())
+        if old["name"] != name:
+            continue
+        old_names = {f["name"] for f in old["fields"]}
+        missing = [f["name"] for f in current["fields"] if f["name"] not in old_names and "default" not in f]
+        assert not missing, f"{name}: fields added since {path.name} need defaults: {missing}"

@@ -1,0 +1,85 @@
+"""Topic names, stage routing, and idempotent topic creation on the real broker."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from cofi.admin import BATCH_START_MAX_BYTES, AdminError, delete_topics, ensure_topics
+from cofi.settings import Settings
+from cofi.topics import DONE, STAGES, Topics, UnknownStageError, first_stage, next_stage, stage_plan
+
+
+def test_full_plan_and_routing() -> None:
+    plan = stage_plan()
+    assert plan == list(STAGES)
+    assert first_stage(plan) == "denoise"
+    assert [next_stage(plan, s) for s in plan] == ["ivr", "lid", "stt", "llm1", "llm2", DONE]
+
+
+def test_skipping_optional_stages() -> None:
+    plan = stage_plan(["denoise", "llm2"])
+    assert plan == ["ivr", "lid", "stt", "llm1"]
+    assert first_stage(plan) == "ivr"
+    assert next_stage(plan, "llm1") == DONE
+    assert stage_plan(["denoise", "ivr", "llm1", "llm2"]) == ["lid", "stt"]
+    assert first_stage([]) == DONE
+
+
+@pytest.mark.parametrize("skip", [["lid"], ["stt"], ["ivr", "stt"]])
+def test_mandatory_stage_cannot_be_skipped(skip: list[str]) -> None:
+    with pytest.raises(UnknownStageError, match="cannot be skipped"):
+        stage_plan(skip)
+
+
+def test_unknown_stage_errors() -> None:
+    with pytest.raises(UnknownStageError, match="unknown stage.*bogus"):
+        stage_plan(["bogus"])
+    with pytest.raises(UnknownStageError):
+        Topics("cofi").stage("bogus")
+    with pytest.raises(ValueError):
+        next_stage(["lid", "stt"], "denoise")  # not in this plan
+
+
+def test_topic_names() -> None:
+    t = Topics("cofi")
+    assert t.batch_start == "cofi.batch.start"
+    assert t.stage("lid") == "cofi.stage.lid"
+    assert t.stage(DONE) == t.done == "cofi.stage.done"
+    assert t.stage_of("cofi.stage.stt") == "stt"
+    assert t.stage_of("cofi.failed") is None
+    assert len(set(t.all())) == len(t.all()) == len(STAGES) + 4
+    assert all(name.startswith("t1.") for name in Topics("t1").all())
+
+
+@pytest.mark.integration
+def test_ensure_topics_is_idempotent(kafka_bootstrap: str) -> None:
+    s = Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}",
+                 topic_partitions=2, topic_replication=1)
+    names = Topics(s.topic_prefix).all()
+    try:
+        assert sorted(ensure_topics(s)) == sorted(names)
+        assert ensure_topics(s) == []  # second run: nothing to do, no error
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        meta = admin.list_topics(timeout=10).topics
+        assert {n: len(meta[n].partitions) for n in names} == dict.fromkeys(names, 2)
+        res = ConfigResource(ConfigResource.Type.TOPIC, Topics(s.topic_prefix).batch_start)
+        config = admin.describe_configs([res])[res].result(timeout=10)
+        assert int(config["max.message.bytes"].value) == BATCH_START_MAX_BYTES
+    finally:
+        delete_topics(s)
+
+
+@pytest.mark.integration
+def test_topic_prefix_fixture_creates_every_topic(kafka_bootstrap: str, topic_prefix: str) -> None:
+    meta = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    for name in Topics(topic_prefix).all():
+        assert len(meta[name].partitions) == 3, name
+
+
+def test_unreachable_broker_is_a_clear_error() -> None:
+    s = Settings(kafka_bootstrap_servers="127.0.0.1:1", topic_prefix="unreachable")
+    with pytest.raises(AdminError, match="unreachable within 2s"):
+        ensure_topics(s, timeout_s=2)
