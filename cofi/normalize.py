@@ -19,6 +19,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "na": ("na", "n/a", "n a", "not applicable", "not relevant", "irrelevant", "does not apply", "doesnt apply",
            "no trade", "no trades", "unknown", "cannot tell", "cant tell", "not mentioned"),
 }
+UNCERTAIN = ("not sure", "unsure", "maybe", "possibly", "perhaps", "unclear", "i dont know", "dont know")
 NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
@@ -69,6 +70,8 @@ def normalize_answer(raw: str | None, options: Sequence[str]) -> Normalized:
     text = _clean(str(raw))
     if text in by_clean:
         return Normalized(by_clean[text])
+    if any(text == u or text.startswith(u + " ") for u in UNCERTAIN):
+        return Normalized(None, f"uncertain answer {str(raw)[:80]!r}")
     # synonyms of yes / no / na, longest phrase first, at the start of the answer
     phrases = sorted(((syn, canon) for canon, syns in SYNONYMS.items() if canon in by_clean for syn in syns),
                      key=lambda p: -len(p[0]))

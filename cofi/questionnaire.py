@@ -12,7 +12,6 @@ an option worth 0 makes the call a critical fail.
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -166,3 +165,22 @@ def questionnaire_of(event: Mapping[str, Any]) -> Questionnaire:
     """The batch's questionnaire from a FileEvent, or the default one."""
     raw = event.get("questionnaire")
     return load_questionnaire(raw) if raw else default_questionnaire()
+
+
+def speech_answer(question: Question, speech: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(answer, evidence) of a `speech` question from STT speech parameters; na without them."""
+    assert question.speech is not None, f"{question.id} is not a speech question"
+    if not speech or question.speech.metric not in speech:
+        return ("na" if "na" in question.options else "no"), "no speech parameters"
+    holds = question.speech.holds(speech)
+    return ("yes" if holds else "no"), question.speech.describe(speech)
+
+
+def trade_answer(question: Question, trade_checks: list[Mapping[str, Any]]) -> tuple[str, str]:
+    """(answer, evidence) of a `trade` question: yes when every mapped trade was confirmed."""
+    if not trade_checks:
+        return ("na" if "na" in question.options else "yes"), "no trades mapped to this call"
+    bad = [f"{t['tradeId']}={t['status']}" for t in trade_checks if t["status"] != "confirmed"]
+    if bad:
+        return "no", "not confirmed: " + ", ".join(bad)
+    return "yes", f"{len(trade_checks)} trade(s) confirmed"

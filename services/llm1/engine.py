@@ -1,0 +1,99 @@
+"""The llm1 engine: answers the batch's questionnaire over the transcript and checks mapped trades.
+
+`llm` questions go to the LLM (JSON-schema output constrained to the canonical options);
+`speech` questions are answered from the STT speech parameters and `trade` questions from
+the trade checks, without the LLM. Thread-safe: the only shared state is the LlmClient,
+which is itself thread-safe and bounds requests in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from cofi.engine import Engine, PermanentError, StageContext, StageOutput
+from cofi.llm_client import LlmClient, Usage
+from cofi.questionnaire import Question, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
+from cofi.settings import Settings
+from services.llm1 import prompts
+
+log = logging.getLogger(__name__)
+QUESTION_MODES = ("per_question", "batch")
+
+
+def stt_of(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    stt = (event.get("results") or {}).get("stt")
+    if not stt:
+        raise PermanentError(f"file {event.get('file')}: llm1 needs the stt result, the event has none")
+    return stt
+
+
+def empty_answer(q: Question) -> str:
+    return "no" if "no" in q.options else q.options[-1]
+
+
+class Llm1Engine(Engine):
+    stage = "llm1"
+    name = "llm"
+
+    def __init__(self, settings: Settings, client: LlmClient | None = None, question_mode: str = "per_question") -> None:
+        if question_mode not in QUESTION_MODES:
+            raise ValueError(f"question_mode {question_mode!r}; expected one of {QUESTION_MODES}")
+        self.settings = settings
+        self.client = client or LlmClient(settings)
+        self.question_mode = question_mode
+
+    def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
+        try:
+            questionnaire = questionnaire_of(event)
+        except QuestionnaireError as exc:
+            raise PermanentError(f"file {event.get('file')}: bad questionnaire in event: {exc}") from exc
+        stt = stt_of(event)
+        transcript = prompts.cut_transcript(str(stt.get("text") or ""), self.settings.llm_max_transcript_chars)
+        usage = Usage()
+        answers: dict[str, dict[str, str]] = {}
+        llm_questions = questionnaire.by_type("llm")
+        if not transcript:
+            for q in llm_questions:
+                answers[q.id] = {"answer": empty_answer(q), "evidence": "(empty transcript)", "source": "llm"}
+        elif self.question_mode == "batch" and llm_questions:
+            res = self.client.chat_json(prompts.batch_messages(transcript, llm_questions),
+                                        prompts.batch_schema(llm_questions), name="answers")
+            usage.add(res.usage)
+            for q in llm_questions:
+                answers[q.id] = {**res.data[q.id], "source": "llm"}
+        else:
+            for q in llm_questions:
+                res = self.client.chat_json(prompts.question_messages(transcript, q), prompts.answer_schema(q),
+                                            name="answer")
+                usage.add(res.usage)
+                answers[q.id] = {**res.data, "source": "llm"}
+        trade_checks = [self._check_trade(transcript, t, usage) for t in event.get("trades") or []]
+        for q in questionnaire.by_type("speech"):
+            a, ev = speech_answer(q, stt.get("speech"))
+            answers[q.id] = {"answer": a, "evidence": ev, "source": "speech"}
+        for q in questionnaire.by_type("trade"):
+            a, ev = trade_answer(q, trade_checks)
+            answers[q.id] = {"answer": a, "evidence": ev, "source": "trade"}
+        ordered = [{"questionId": q.id, "answer": answers[q.id]["answer"],
+                    "evidence": str(answers[q.id].get("evidence", ""))[:prompts.EVIDENCE_MAX],
+                    "source": answers[q.id]["source"]} for q in questionnaire.questions]
+        return StageOutput(result={
+            "model": self.settings.llm_model, "answers": ordered, "tradeChecks": trade_checks,
+            "promptTokens": usage.prompt_tokens, "completionTokens": usage.completion_tokens,
+        })
+
+    def _check_trade(self, transcript: str, trade: Mapping[str, Any], usage: Usage) -> dict[str, Any]:
+        if not transcript:
+            return {"tradeId": trade["tradeId"], "status": "not_mentioned", "evidence": "(empty transcript)",
+                    "mismatches": []}
+        res = self.client.chat_json(prompts.trade_messages(transcript, trade), prompts.trade_schema(), name="trade")
+        usage.add(res.usage)
+        status = res.data["status"]
+        mismatches = sorted(set(res.data["mismatches"])) if status == "contradicted" else []
+        return {"tradeId": trade["tradeId"], "status": status, "evidence": res.data["evidence"],
+                "mismatches": mismatches}
+
+    def close(self) -> None:
+        self.client.close()

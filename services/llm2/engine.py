@@ -1,0 +1,103 @@
+"""The llm2 `rules` engine: normalizes llm1's answers, evaluates the batch's rules, scores, gives the verdict.
+
+Deterministic except for `llm` rules, which ask the LLM over the transcript; the LLM
+client is created only when a batch has such rules (under a lock: the worker may call
+`process` from several threads). Speech questions llm1 did not answer (stage disabled)
+are answered here from the STT speech parameters.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from cofi.engine import Engine, PermanentError, StageContext, StageOutput
+from cofi.llm_client import LlmClient
+from cofi.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
+from cofi.rules import Rule, RulesError, evaluate, load_rules, rule_names
+from cofi.settings import Settings
+from services.llm1.prompts import SYSTEM, cut_transcript
+from services.llm2.scoring import score_answers, verdict
+
+LLM_RULE_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False, "required": ["complies", "evidence"],
+    "properties": {"complies": {"type": "string", "enum": ["yes", "no"]},
+                   "evidence": {"type": "string", "maxLength": 160}}}
+
+
+def raw_answers(q: Questionnaire, event: Mapping[str, Any]) -> tuple[dict[str, str | None], list[str]]:
+    """Raw answer per question id from llm1, filling speech/trade questions llm1 did not answer."""
+    results = event.get("results") or {}
+    llm1, stt = results.get("llm1"), results.get("stt")
+    raw: dict[str, str | None] = {a["questionId"]: a["answer"] for a in (llm1 or {}).get("answers", [])}
+    notes: list[str] = []
+    for question in q.questions:
+        if question.id in raw:
+            continue
+        if question.type == "speech":
+            raw[question.id] = speech_answer(question, (stt or {}).get("speech"))[0]
+        elif question.type == "trade" and llm1 is not None:
+            raw[question.id] = trade_answer(question, llm1.get("tradeChecks", []))[0]
+        elif question.type == "trade" and not event.get("trades"):
+            raw[question.id] = trade_answer(question, [])[0]
+        else:
+            notes.append(f"{question.id} not answered (llm1 {'disabled' if llm1 is None else 'gave no answer'})")
+    return raw, notes
+
+
+class Llm2Engine(Engine):
+    stage = "llm2"
+    name = "rules"
+    slow = False  # deterministic unless a batch has llm rules
+
+    def __init__(self, settings: Settings, client: LlmClient | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._lock = threading.Lock()
+
+    def _llm(self) -> LlmClient:
+        with self._lock:
+            if self._client is None:
+                self._client = LlmClient(self.settings)
+            return self._client
+
+    def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
+        where = f"file {event.get('file')}"
+        try:
+            questionnaire = questionnaire_of(event)
+            rules = load_rules(event.get("rules"), questionnaire)
+        except (QuestionnaireError, RulesError) as exc:
+            raise PermanentError(f"{where}: {exc}") from exc
+        raw, notes = raw_answers(questionnaire, event)
+        scored = score_answers(questionnaire, raw)
+        results = event.get("results") or {}
+        stt, llm1 = results.get("stt") or {}, results.get("llm1") or {}
+        names = rule_names(scored.normalized, stt.get("speech"), llm1.get("tradeChecks", []), scored.score,
+                           str(stt.get("language") or (results.get("lid") or {}).get("language") or ""),
+                           {q.id for q in questionnaire.questions})
+        rule_results = []
+        for rule in rules.rules:
+            passed, reason = evaluate(rule, names) if rule.when is not None else self._judge(rule, stt)
+            rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
+                                 "severity": rule.severity, "reason": reason})
+        v, reasons = verdict(questionnaire, scored, rule_results, notes)
+        return StageOutput(result={"answers": scored.answers, "rules": rule_results, "score": scored.score,
+                                   "verdict": v, "reasons": reasons})
+
+    def _judge(self, rule: Rule, stt: Mapping[str, Any]) -> tuple[bool, str]:
+        transcript = cut_transcript(str(stt.get("text") or ""), self.settings.llm_max_transcript_chars)
+        if not transcript:
+            return False, f"{rule.id}: empty transcript, cannot judge {rule.llm!r}"
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": f"Transcript:\n{transcript}\n\nRule: {rule.llm}\n"
+                                                "Does the call comply with the rule? "
+                                                "Reply {\"complies\": \"yes\" or \"no\", \"evidence\": <short quote>}."}]
+        data = self._llm().chat_json(messages, LLM_RULE_SCHEMA, name="rule").data
+        ok = data["complies"] == "yes"
+        return ok, f"{rule.id}: {'complies' if ok else 'violates'} ({data['evidence'][:160]})"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
