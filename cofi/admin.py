@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Iterable
 
 from sqlalchemy import create_engine, text
@@ -84,8 +85,31 @@ def ensure_topics(settings: Settings, *, partitions: int | None = None, timeout_
             if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue  # a concurrent init won the race
             raise AdminError(f"cannot create topic {name}: {exc}") from exc
+    _wait_visible(admin, settings, created, timeout_s)
     log.info("created topics: %s", ", ".join(created) or "none")
     return created
+
+
+def _wait_visible(admin, settings: Settings, names: list[str], timeout_s: float) -> None:
+    """Block until the broker's metadata lists every new topic with leaders for all partitions.
+
+    KRaft acknowledges CreateTopics when the controller commits, slightly before the broker
+    serves the topic; callers (test fixtures, a consumer subscribing next) need it served.
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = set(names)
+    while pending:
+        meta = admin.list_topics(timeout=max(1.0, deadline - time.monotonic())).topics
+        pending = {
+            n for n in pending
+            if n not in meta or meta[n].error is not None or not meta[n].partitions
+            or any(p.leader < 0 for p in meta[n].partitions.values())
+        }
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise AdminError(f"topics created but not served within {timeout_s:.0f}s: {', '.join(sorted(pending))}")
+        time.sleep(0.05)
 
 
 def delete_topics(settings: Settings, names: Iterable[str] | None = None, *, timeout_s: float = 15.0) -> None:
