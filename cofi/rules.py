@@ -186,7 +186,7 @@ def rule_names(answers: Mapping[str, str | None], speech: Mapping[str, Any] | No
     statuses = [str(t.get("status")) for t in trade_checks]
     trades = {k: statuses.count(k) for k in ("confirmed", "contradicted", "not_mentioned")} | {"total": len(statuses)}
     sp = {m: float((speech or {}).get(m, 0.0)) for m in SPEECH_METRICS}
-    return {"answers": _Namespace(ans), "speech": SimpleNamespace(**sp), "trades": SimpleNamespace(**trades),
+    return {"answers": _Namespace(**ans), "speech": SimpleNamespace(**sp), "trades": SimpleNamespace(**trades),
             "score": score, "language": language}
 
 

@@ -1,0 +1,123 @@
+"""llm2 `rules` engine without the LLM: normalization, scoring, expression rules, verdict, Avro validity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from llm_events import make_event, with_result
+
+from cofi.codec import get_codec
+from cofi.engine import PermanentError, StageContext
+from cofi.settings import Settings
+from services.llm2.engines import build_engine
+
+QUESTIONNAIRE = """
+pass_score: 70
+questions:
+  - {id: greeting, text: "Greeted?", weight: 1}
+  - {id: recording, text: "Recording disclosed?", weight: 2, critical: true}
+  - {id: risk, text: "Risk mentioned?", weight: 1}
+  - {id: quiet, text: Silence below 0.3, type: speech, speech: {metric: silenceRatio, op: "<", threshold: 0.3}}
+  - {id: trades_ok, text: "Trades confirmed?", type: trade, weight: 2, critical: true}
+"""
+
+
+def llm1(answers: dict[str, str], checks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"worker": "w", "engine": "llm", "durationMs": 1, "model": "m",
+            "answers": [{"questionId": k, "answer": v, "evidence": "", "source": "llm"} for k, v in answers.items()],
+            "tradeChecks": checks or [], "promptTokens": 0, "completionTokens": 0}
+
+
+def run(event: dict[str, Any], ctx: Callable[[str], StageContext]) -> dict[str, Any]:
+    engine = build_engine("rules", Settings())
+    out = engine.process(event, ctx("llm2")).result
+    engine.close()
+    get_codec().encode("FileEvent", with_result(event, "llm2", out))  # valid Llm2Result
+    return out
+
+
+def test_all_good_passes_with_full_score(ctx: Callable[[str], StageContext]) -> None:
+    ev = make_event("t", questionnaire=QUESTIONNAIRE, llm1=llm1({"greeting": "Yep", "recording": "yes", "risk": "Yes."}))
+    out = run(ev, ctx)
+    assert out["verdict"] == "pass" and out["score"] == 100.0
+    by_id = {a["questionId"]: a for a in out["answers"]}
+    assert by_id["greeting"] == {"questionId": "greeting", "raw": "Yep", "normalized": "yes", "points": 1.0,
+                                 "maxPoints": 1.0}
+    assert by_id["quiet"]["normalized"] == "yes"       # answered here from speech (llm1 did not)
+    assert by_id["trades_ok"]["normalized"] == "na" and by_id["trades_ok"]["maxPoints"] == 0.0  # no trades
+
+
+def test_unknown_option_scores_zero_and_is_reported(ctx: Callable[[str], StageContext]) -> None:
+    ev = make_event("t", questionnaire=QUESTIONNAIRE, llm1=llm1({"greeting": "purple", "recording": "yes", "risk": "no"}))
+    out = run(ev, ctx)
+    g = next(a for a in out["answers"] if a["questionId"] == "greeting")
+    assert g["normalized"] is None and g["points"] == 0.0 and g["maxPoints"] == 1.0
+    assert out["score"] == pytest.approx(100 * 3 / 5)  # recording 2 + quiet 1 of 5
+    assert out["verdict"] == "fail"
+    assert any("unrecognised answer greeting" in r for r in out["reasons"])
+
+
+def test_critical_question_no_is_critical_fail(ctx: Callable[[str], StageContext]) -> None:
+    ev = make_event("t", questionnaire=QUESTIONNAIRE, llm1=llm1({"greeting": "yes", "recording": "nope", "risk": "yes"}))
+    out = run(ev, ctx)
+    assert out["verdict"] == "critical_fail"
+    assert out["reasons"][0] == "critical question recording answered 'no'"
+
+
+def test_contradicted_trade_fails_critical_trade_question(ctx: Callable[[str], StageContext]) -> None:
+    checks = [{"tradeId": "T1", "status": "contradicted", "evidence": "sell", "mismatches": ["side"]}]
+    ev = make_event("t", questionnaire=QUESTIONNAIRE, llm1=llm1(
+        {"greeting": "yes", "recording": "yes", "risk": "yes", "trades_ok": "no"}, checks))
+    assert run(ev, ctx)["verdict"] == "critical_fail"
+
+
+def test_critical_rule_failing_gives_critical_fail(ctx: Callable[[str], StageContext]) -> None:
+    rules = """
+- {id: slow_talk, severity: minor, when: speech.speechRateWpm < 100}
+- {id: no_contradiction, severity: critical, description: No trade may be contradicted, when: trades.contradicted == 0}
+- {id: score_ok, severity: major, when: score >= 50}
+"""
+    checks = [{"tradeId": "T1", "status": "contradicted", "evidence": "", "mismatches": ["price"]}]
+    ev = make_event("t", questionnaire=QUESTIONNAIRE, rules=rules,
+                    llm1=llm1({"greeting": "yes", "recording": "yes", "risk": "yes", "trades_ok": "yes"}, checks))
+    out = run(ev, ctx)
+    assert [(r["ruleId"], r["kind"], r["passed"], r["severity"]) for r in out["rules"]] == [
+        ("slow_talk", "expression", False, "minor"), ("no_contradiction", "expression", False, "critical"),
+        ("score_ok", "expression", True, "major")]
+    assert out["verdict"] == "critical_fail"
+    assert out["reasons"][0].startswith("critical rule no_contradiction failed: no_contradiction: No trade may be")
+
+
+def test_major_rule_failing_gives_fail(ctx: Callable[[str], StageContext]) -> None:
+    ev = make_event("t", questionnaire=QUESTIONNAIRE, rules="- {id: fast, when: speech.speechRateWpm > 200}",
+                    llm1=llm1({"greeting": "yes", "recording": "yes", "risk": "yes"}))
+    out = run(ev, ctx)
+    assert out["verdict"] == "fail" and out["reasons"][0].startswith("major rule fast failed")
+
+
+def test_llm1_disabled_scores_speech_questions_only(ctx: Callable[[str], StageContext]) -> None:
+    out = run(make_event("t", questionnaire=QUESTIONNAIRE), ctx)
+    assert [a["questionId"] for a in out["answers"]] == ["quiet", "trades_ok"]
+    assert out["verdict"] == "pass"
+    assert any("greeting not answered (llm1 disabled)" in r for r in out["reasons"])
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("rules", "- {id: r, when: 'speech.loudness > 1'}", "unknown name speech.loudness"),
+    ("rules", "- {id: r, when: 'answers.nosuch == 1'}", "unknown name answers.nosuch"),
+    ("questionnaire", "questions: [", "neither YAML nor JSON"),
+])
+def test_bad_rules_or_questionnaire_in_event_is_permanent(ctx: Callable[[str], StageContext], field: str,
+                                                          value: str, message: str) -> None:
+    ev = make_event("t", questionnaire=QUESTIONNAIRE)
+    ev[field] = value
+    with pytest.raises(PermanentError, match=message):
+        build_engine("rules", Settings()).process(ev, ctx("llm2"))
+
+
+def test_build_engine_names() -> None:
+    assert build_engine("passthrough", Settings()).name == "passthrough"
+    with pytest.raises(ValueError, match="unknown LLM2_ENGINE 'nope'"):
+        build_engine("nope", Settings())

@@ -1,0 +1,67 @@
+"""Questionnaire loading and validation (pure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from llm_events import make_event
+
+from cofi.codec import get_codec
+from cofi.questionnaire import (
+    Questionnaire,
+    QuestionnaireError,
+    default_questionnaire,
+    load_questionnaire,
+    speech_answer,
+)
+
+
+def test_default_questionnaire_covers_the_call_audit() -> None:
+    q = default_questionnaire()
+    ids = {x.id for x in q.questions}
+    assert {"greeting", "identity_verified", "recording_disclosed", "trade_read_back", "risk_disclosed",
+            "professional_tone", "trades_confirmed", "low_silence"} <= ids
+    assert {x.type for x in q.questions} == {"llm", "speech", "trade"}
+
+
+def test_json_round_trip_and_event_carries_it() -> None:
+    q = default_questionnaire()
+    text = q.to_json()
+    assert Questionnaire.from_json(text) == q
+    get_codec().encode("FileEvent", make_event("hi", questionnaire=text))
+
+
+def test_yaml_text_json_text_and_files(tmp_path: Path) -> None:
+    yaml_text = "questions:\n  - id: greet\n    text: Greeted?\n"
+    assert load_questionnaire(yaml_text).questions[0].options == ["yes", "no", "na"]
+    assert load_questionnaire(json.dumps({"questions": [{"id": "greet", "text": "Greeted?"}]})).questions[0].id == "greet"
+    p = tmp_path / "q.yaml"
+    p.write_text(yaml_text)
+    assert load_questionnaire(p).questions[0].id == "greet"
+    assert load_questionnaire(str(p)).questions[0].id == "greet"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("questions: [", "neither YAML nor JSON"),
+    ("42", "expected a mapping with `questions`"),
+    ("questions: []", "questions: List should have at least 1 item"),
+    ("questions:\n  - {id: a, text: x}\n  - {id: a, text: y}\n", "duplicate question ids: \\['a'\\]"),
+    ("questions:\n  - {id: a, text: x, type: speech}\n", "type speech needs a `speech"),
+    ("questions:\n  - {id: a, text: x, scoring: {maybe: 1}}\n", "scoring names options not in options"),
+    ("questions:\n  - {id: 'bad id', text: x}\n", "questions.0.id: String should match pattern"),
+    ("questions:\n  - {id: a, text: x, type: speech, speech: {metric: loudness, op: '<', threshold: 1}}\n",
+     "questions.0.speech.metric"),
+    ("no_such_file.yaml", "file not found: no_such_file.yaml"),
+])
+def test_malformed_questionnaire_raises_one_clear_error(text: str, message: str) -> None:
+    with pytest.raises(QuestionnaireError, match=message):
+        load_questionnaire(text)
+
+
+def test_speech_question_answered_from_parameters() -> None:
+    q = next(x for x in default_questionnaire().questions if x.id == "low_silence")
+    assert speech_answer(q, {"silenceRatio": 0.1}) == ("yes", "silenceRatio=0.1 < 0.3")
+    assert speech_answer(q, {"silenceRatio": 0.5})[0] == "no"
+    assert speech_answer(q, None)[0] == "na"
