@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     whisper_cpu_threads: int = 0
     max_audio_seconds: float = 4 * 3600
     channel_roles: str = "agent,customer"
+    whisper_num_workers: int = Field(1, description="parallel transcribe() calls one model serves (threads)")
+    whisper_beam_size: int = 5
+    denoise_timeout_s: float = 300.0
+    ivr_max_sec: float = Field(120.0, description="an IVR prelude ends within this many seconds of the call start")
 
     # LLM
     llm_base_url: str = "http://127.0.0.1:8080/v1"

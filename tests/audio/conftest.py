@@ -1,0 +1,87 @@
+"""Fixtures for the audio stages: generated calls with known truth, settings, stage contexts.
+
+Calls come from cofi.synth (espeak-ng + sox + numpy), so every measure has a ground truth.
+The Whisper model is assembled once into the normal MODEL_CACHE_DIR and loaded once per
+test session (cofi.models caches it), exactly as a stage process does.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cofi.codec import get_codec
+from cofi.engine import StageContext
+from cofi.settings import Settings
+from cofi.synth import CallTruth, make_call
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(artifact_root=tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="session")
+def calls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("calls")
+
+
+class CallFactory:
+    """Makes (and memoises) synthetic calls in the session's call directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, CallTruth] = {}
+
+    def __call__(self, name: str, **kw: Any) -> tuple[Path, CallTruth]:
+        path = self.root / f"{name}.wav"
+        if name not in self.made:
+            clean = self.root / f"{name}.clean.wav"
+            self.made[name] = make_call(path, clean_path=clean, **kw)
+        return path, self.made[name]
+
+
+@pytest.fixture(scope="session")
+def call(calls_dir: Path) -> CallFactory:
+    return CallFactory(calls_dir)
+
+
+def make_ctx(settings: Settings, stage: str, file_id: str | None = None) -> StageContext:
+    return StageContext(stage=stage, worker="test-worker", settings=settings, batch_id=42,
+                        file_id=file_id or uuid.uuid4().hex[:20])
+
+
+def make_event(audio: Path, results: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A minimal valid FileEvent for one audio file."""
+    res = {s: None for s in ("denoise", "ivr", "lid", "stt", "llm1", "llm2")}
+    res.update(results or {})
+    return {"eventId": uuid.uuid4().hex, "batchId": 42, "fileId": "f" * 20, "file": audio.name,
+            "audioPath": str(audio), "currentAudio": str(audio),
+            "stages": ["denoise", "ivr", "lid", "stt", "llm1", "llm2"], "generation": 0,
+            "metadata": {"clientCode": "C12345", "phone": "+15550000000", "callStart": "2026-01-15T09:00:00+00:00"},
+            "emittedAt": datetime.now(UTC), "results": res, "trades": [], "questionnaire": None, "rules": None}
+
+
+def assert_encodes(stage: str, event: dict[str, Any], result: dict[str, Any], engine: str) -> dict[str, Any]:
+    """The engine's result, completed as the worker completes it, encodes and round-trips in a FileEvent."""
+    codec = get_codec()
+    ev = dict(event)
+    ev["results"] = dict(event["results"])
+    ev["results"][stage] = {"worker": "test-worker", "engine": engine, "durationMs": 1, **result}
+    return codec.decode_as("FileEvent", codec.encode("FileEvent", ev))
+
+
+def normalize_text(s: str) -> str:
+    s = re.sub(r"^(agent|customer|speaker):\s*", "", s, flags=re.M).lower()
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", s).split())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    return float(jiwer.wer(normalize_text(reference), normalize_text(hypothesis)))
