@@ -1,0 +1,97 @@
+"""`python -m services.denoise.server`: the denoise HTTP server on DENOISE_PORT (default 5010).
+
+POST /denoise with a WAV/FLAC body -> 200 audio/wav (cleaned, same rate and channels) with
+header X-Noise-Reduction-Db; 400 for a body that is not audio, 413 when too large.
+GET /healthz -> 200 "ok". Runs the same spectral gating as the in-process engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cofi.audio import read_wav_bytes, wav_bytes
+from cofi.engine import PermanentError
+from cofi.settings import Settings
+from services.denoise.spectral import denoise
+
+log = logging.getLogger("cofi.denoise.server")
+MAX_BODY = 2 << 30  # 2 GiB: about 4 h of 16 kHz stereo PCM16 and then some
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "cofi-denoise/1"
+    protocol_version = "HTTP/1.1"
+
+    def _reply(self, code: int, body: bytes, ctype: str = "text/plain", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        if self.path == "/healthz":
+            self._reply(200, b"ok")
+        else:
+            self._reply(404, b"not found")
+
+    def do_POST(self) -> None:  # noqa: N802
+        if self.path != "/denoise":
+            self._reply(404, b"not found")
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._reply(413, f"body of {length} bytes exceeds {MAX_BODY}".encode())
+            return
+        body = self.rfile.read(length)
+        try:
+            samples, sr = read_wav_bytes(body, what="request body")
+        except PermanentError as exc:
+            self._reply(400, str(exc).encode())
+            return
+        try:
+            cleaned, db = denoise(samples, sr)
+        except Exception as exc:  # a bug or resource problem here is the server's fault: 500, client retries
+            log.exception("denoise failed")
+            self._reply(500, f"denoise failed: {exc}".encode())
+            return
+        self._reply(200, wav_bytes(cleaned, sr), "audio/wav", {"X-Noise-Reduction-Db": f"{db:.2f}"})
+
+    def log_message(self, fmt: str, *args: object) -> None:
+        log.info("%s " + fmt, self.address_string(), *args)
+
+
+def serve(host: str, port: int) -> ThreadingHTTPServer:
+    """A started server (in a background thread); call shutdown() to stop it."""
+    httpd = ThreadingHTTPServer((host, port), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, name="denoise-http", daemon=True).start()
+    return httpd
+
+
+def main() -> None:
+    settings = Settings()
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--host", default="0.0.0.0")
+    ap.add_argument("--port", type=int, default=settings.denoise_port)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    httpd = ThreadingHTTPServer((args.host, args.port), Handler)
+    httpd.daemon_threads = True
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
+    log.info("denoise server listening on %s:%d", args.host, args.port)
+    try:
+        httpd.serve_forever()
+    finally:
+        httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()
