@@ -1,0 +1,98 @@
+"""docker-compose.yml cannot run here (no Docker), so check what can drift: it parses, every
+file it references exists, every command names a real module, settings names are real and
+metrics ports agree with Prometheus and cofi.settings."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cofi.settings import STAGE_METRICS_PORTS, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COFI_SERVICES = ["tracker", "denoise", "ivr", "lid", "stt", "llm1", "llm2"]
+SERVERS = {"denoise-server": "services.denoise.server", "llm-server": "services.llm1.server"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__main__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def test_every_service_is_defined(compose: dict[str, Any]) -> None:
+    expected = {"kafka", "mysql", "topic-init", "prometheus", "grafana", *COFI_SERVICES, *SERVERS}
+    assert expected <= set(compose["services"])
+    assert compose["services"]["kafka"]["image"].startswith("apache/kafka:")
+    assert compose["services"]["mysql"]["image"].startswith("mysql:8")
+
+
+def test_commands_name_real_modules(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["topic-init"]["command"][:4] == ["python", "-m", "cofi.admin", "init"]
+    wanted = {name: f"services.{name}" for name in COFI_SERVICES} | SERVERS
+    for name, module in wanted.items():
+        cmd = services[name]["command"]
+        assert cmd[:3] == ["python", "-m", module], name
+        assert _module_file(module), f"{name}: no module {module} in the repository"
+        assert services[name]["build"]["dockerfile"] == "Dockerfile"
+
+
+def test_environment_names_are_settings(compose: dict[str, Any]) -> None:
+    fields = set(Settings.model_fields)
+    for name in ["topic-init", *COFI_SERVICES, *SERVERS]:
+        env = compose["services"][name]["environment"]
+        unknown = [k for k in env if k.lower() not in fields]
+        assert not unknown, f"{name}: environment names no setting: {unknown}"
+        assert {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ARTIFACT_ROOT"} <= set(env), name
+
+
+def test_metrics_ports_agree_with_settings_and_prometheus(compose: dict[str, Any]) -> None:
+    prom = yaml.safe_load((ROOT / "infra/prometheus/prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    for name in COFI_SERVICES:
+        port = STAGE_METRICS_PORTS[name]
+        assert int(compose["services"][name]["environment"]["METRICS_PORT"]) == port, name
+        sd = jobs[name]["dns_sd_configs"][0]
+        assert (sd["names"], sd["port"]) == ([name], port), name
+
+
+def test_referenced_files_exist(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        build = svc.get("build")
+        if build:
+            assert (ROOT / build["context"] / build["dockerfile"]).is_file(), name
+        for vol in svc.get("volumes", []):
+            host = vol.split(":")[0]
+            if host.startswith("./"):
+                assert (ROOT / host).exists(), f"{name}: {host} missing"
+    copies = re.findall(r"^COPY\s+(?!--)(.+?)\s+\S+$", (ROOT / "Dockerfile").read_text(), re.M)
+    for sources in copies:
+        for src in sources.split():
+            assert (ROOT / src).exists(), f"Dockerfile copies missing {src}"
+
+
+def test_grafana_dashboard_is_provisioned() -> None:
+    ds = yaml.safe_load((ROOT / "infra/grafana/provisioning/datasources/prometheus.yml").read_text())
+    uid = ds["datasources"][0]["uid"]
+    provider = yaml.safe_load((ROOT / "infra/grafana/provisioning/dashboards/cofi.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    dash = json.loads((ROOT / "infra/grafana/dashboards/cofi.json").read_text())
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p["targets"])
+    for metric in ("cofi_stage_files_total", "cofi_stage_processing_seconds_bucket", "cofi_stage_inflight",
+                   "cofi_consumer_lag"):
+        assert metric in exprs, metric
+    assert "histogram_quantile(0.95" in exprs
+    assert {t["datasource"]["uid"] for p in dash["panels"] for t in p["targets"]} == {uid}
