@@ -73,7 +73,10 @@ def kafka_bootstrap() -> Iterator[str]:
         yield LOCAL_KAFKA
         return
     try:
-        from testcontainers.kafka import KafkaContainer
+        try:
+            from testcontainers.community.kafka import KafkaContainer
+        except ImportError:  # testcontainers < 4.14
+            from testcontainers.kafka import KafkaContainer
 
         container = KafkaContainer().with_kraft()
         container.start()
@@ -102,7 +105,10 @@ def database_server_url() -> Iterator[str]:
         yield local
         return
     try:
-        from testcontainers.mysql import MySqlContainer
+        try:
+            from testcontainers.community.mysql import MySqlContainer
+        except ImportError:  # testcontainers < 4.14
+            from testcontainers.mysql import MySqlContainer
 
         container = MySqlContainer("mysql:8.0", root_password="cofi")
         container.start()
