@@ -168,7 +168,6 @@ def make_engine(url: str, **kwargs: object) -> Engine:
         "pool_pre_ping": True,
         "pool_recycle": 1800,
         "isolation_level": "READ COMMITTED",
-        "future": True,
     }
     opts.update(kwargs)
     return create_engine(url, **opts)

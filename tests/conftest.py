@@ -179,6 +179,7 @@ def settings(kafka_bootstrap: str, db_url: str, topic_prefix: str, tmp_path: Pat
         topic_replication=1,
         artifact_root=tmp_path / "artifacts",
         worker_id=f"test-{uuid.uuid4().hex[:6]}",
+        worker_instance=f"test-{uuid.uuid4().hex[:6]}",  # own transactional.ids: no fencing across tests
         metrics_port=0,
         commit_every_messages=10,
         commit_every_ms=100,

@@ -135,3 +135,13 @@ def test_admin_migrate_creates_missing_database(database_server_url: str) -> Non
 def test_admin_migrate_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(AdminError, match="unreachable"):
         migrate_database(Settings(database_url="mysql+pymysql://cofi:cofi@127.0.0.1:1/cofi"))
+
+
+def test_make_engine_reads_committed(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.get_isolation_level() == "READ COMMITTED"
+            assert conn.execute(text("SELECT COUNT(*) FROM fileDistribution")).scalar() == 0
+    finally:
+        engine.dispose()
