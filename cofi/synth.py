@@ -254,18 +254,19 @@ def render_call(*, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True,
     if ivr:
         prompt = _normalize(speak(IVR_PROMPTS.get(language, IVR_PROMPTS["en"]), voices["ivr"], speed=175, sr=sr), -22)
         pieces.append((t, None, prompt))
-        t += len(prompt) / sr + rng.uniform(0.3, 0.6)
-        for d in dtmf:
-            tone = dtmf_tone(d, sr=sr)
-            pieces.append((t, None, tone))
-            t += len(tone) / sr + 0.1
-        t -= 0.1
+        t += len(prompt) / sr
+        if dtmf:
+            t += rng.uniform(0.3, 0.6)
+            for k, d in enumerate(dtmf):
+                tone = dtmf_tone(d, sr=sr)
+                pieces.append((t, None, tone))
+                t += len(tone) / sr + (0.1 if k < len(dtmf) - 1 else 0.0)
         if hold_music_sec > 0:
             t += 0.3
             music = hold_music(hold_music_sec, rng, sr)
             pieces.append((t, None, music))
             t += len(music) / sr
-        ivr_end = t
+        ivr_end = t  # end of the last prelude sound
         t += rng.uniform(0.5, 0.9)
     turn_list: list[Turn] = []
     gains = {AGENT: rng.uniform(-21, -18), CUSTOMER: rng.uniform(-24, -19)}
