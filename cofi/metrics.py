@@ -39,9 +39,14 @@ class StageMetrics:
             return
         for topic, t in stats.get("topics", {}).items():
             for pid, p in t.get("partitions", {}).items():
-                if pid == "-1" or p.get("consumer_lag", -1) < 0:
+                if pid == "-1":
                     continue
-                self.lag.labels(stage, topic, pid).set(p["consumer_lag"])
+                # Offsets are committed by the transactional producer, so librdkafka's own
+                # consumer_lag stays -1: measure from the last stable offset to our position.
+                end, pos = p.get("ls_offset", -1), p.get("app_offset", -1)
+                lag = end - pos if end >= 0 and pos >= 0 else p.get("consumer_lag", -1)
+                if lag >= 0:
+                    self.lag.labels(stage, topic, pid).set(lag)
 
 
 class HealthServer:

@@ -6,6 +6,7 @@ They do no audio or language work and say so in their name, results and logs.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from cofi.engine import Engine, StageContext, StageOutput
@@ -29,11 +30,14 @@ class PassthroughEngine(Engine):
     name = "passthrough"
     slow = False
 
-    def __init__(self, stage: str) -> None:
+    def __init__(self, stage: str, delay_ms: int = 0) -> None:
         self.stage = stage  # type: ignore[misc]
+        self.delay_s = delay_ms / 1000  # PASSTHROUGH_DELAY_MS: pretend work, for kill and chaos tests
         log.warning("stage %s uses the PASSTHROUGH engine: no real work is done", stage)
 
     def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         result = dict(_RESULTS[self.stage])
         if self.stage in ("denoise", "ivr"):
             result["outputPath"] = event["currentAudio"]

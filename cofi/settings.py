@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     stage_concurrency: int = Field(1, description="files processed at once by a slow engine")
     shutdown_grace_s: float = 30.0
+    passthrough_delay_ms: int = 0
     commit_every_messages: int = 100
     commit_every_ms: int = 500
     max_attempts: int = 3

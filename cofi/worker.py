@@ -339,8 +339,8 @@ class StageWorker:
                                 permanent=not isinstance(last, TransientError))
         finally:
             self.metrics.inflight.labels(self.stage).dec()
+            self.metrics.seconds.labels(self.stage, self.engine.name).observe(time.monotonic() - started)
         elapsed = time.monotonic() - started
-        self.metrics.seconds.labels(self.stage, self.engine.name).observe(elapsed)
         result = {"worker": self.worker_name, "engine": self.engine.name, "durationMs": int(elapsed * 1000),
                   **output.result}
         event = {**event, "results": {**event["results"], self.stage: result}}
@@ -378,7 +378,7 @@ def build_engine(stage: str, settings: Settings, factory: EngineFactory) -> Engi
     if name == "passthrough":
         from cofi.passthrough import PassthroughEngine
 
-        return PassthroughEngine(stage)
+        return PassthroughEngine(stage, delay_ms=settings.passthrough_delay_ms)
     return factory(name, settings)
 
 

@@ -1,0 +1,1 @@
+"""The tracker service: batch intake, progress tracking, recovery; the only DB writer."""

@@ -1,0 +1,149 @@
+"""Batch intake: a BatchStart becomes one batchStatus row, a fileDistribution row per file and a
+FileEvent per file on the first enabled stage; or a clear rejection.
+
+Re-sending a BatchStart for an existing batch (new event id, same content) resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import Connection
+
+from cofi import events
+from cofi.codec import Codec
+from cofi.manifest import ManifestError, read_manifest
+from cofi.settings import Settings
+from cofi.topics import STAGES, Topics, UnknownStageError, first_stage, stage_plan
+from cofi.trades import map_trades
+from services.tracker import store
+from services.tracker.emit import Emission, emission
+from services.tracker.progress import LogRow
+from services.tracker.recovery import resume_files
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(Exception):
+    """A batch that cannot run; the message is stored for the operator."""
+
+
+def content_hash(files: list[tuple[str, dict[str, str]]], plan: list[str], start: dict[str, Any]) -> str:
+    doc = {"files": sorted([f, sorted(m.items())] for f, m in files), "plan": plan,
+           "questionnaire": start.get("questionnaire"), "rules": start.get("rules"),
+           "trades": sorted(t["tradeId"] for t in start.get("trades") or [])}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+class Intake:
+    def __init__(self, settings: Settings, codec: Codec, topics: Topics, group: str) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.topics = topics
+        self.group = group
+
+    def handle(self, conn: Connection, start: dict[str, Any], touched: set[int]) -> list[Emission]:
+        batch_id = start["batchId"]
+        existing = store.load_batches(conn, [batch_id]).get(batch_id)
+        seen = existing.config.get("events", {}).get(start["eventId"]) if existing else None
+        if seen is not None and seen != self.group:
+            return []  # history replayed by another consumer group: already applied
+        try:
+            files, plan = self._expand(start)
+        except Rejected as exc:
+            self._reject(conn, start, existing, str(exc))
+            return []
+        digest = content_hash(files, plan, start)
+        if existing is not None and existing.status != "Rejected":
+            if existing.contentHash != digest:
+                self._reject(conn, start, existing, "batch id already used by a batch with different content "
+                             "(files, stages, questionnaire, rules or trades); submit with a new --batch-id")
+                return []
+            existing.config.setdefault("events", {})[start["eventId"]] = self.group
+            store.save_batch_config(conn, batch_id, existing.config)
+            store.insert_exec_logs(conn, [LogRow(batch_id, None, "batch_resumed", f"{batch_id}:resume:{start['eventId']}",
+                                                 details=json.dumps({"by": "BatchStart re-sent"}))])
+            touched.add(batch_id)
+            log.info("tracker: batch %s re-submitted: resuming unfinished files", batch_id)
+            return resume_files(conn, self.codec, self.topics, existing, bump=seen is None)
+        return self._create(conn, start, files, plan, digest, touched)
+
+    def _expand(self, start: dict[str, Any]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
+        try:
+            plan = stage_plan(start.get("skip") or [])
+        except UnknownStageError as exc:
+            raise Rejected(str(exc)) from exc
+        files: list[tuple[str, dict[str, str]]] = [(f["file"], dict(f.get("metadata") or {}))
+                                                   for f in start.get("files") or []]
+        if start.get("manifest"):
+            try:
+                files += [(s.file, dict(s.metadata)) for s in read_manifest(start["manifest"])]
+            except ManifestError as exc:
+                raise Rejected(f"manifest {start['manifest']}: {exc}") from exc
+            except OSError as exc:
+                raise Rejected(f"manifest {start['manifest']} unreadable: {exc}") from exc
+        if not files:
+            raise Rejected("the batch has no files")
+        names = [f for f, _ in files]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})[:5] if len(names) < 5000 else ["(several)"]
+            raise Rejected(f"duplicate files in the batch: {', '.join(dup)}")
+        too_long = [n for n in names if len(n) > 512]
+        if too_long:
+            raise Rejected(f"file path longer than 512 characters: {too_long[0][:80]}...")
+        return files, plan
+
+    def _reject(self, conn: Connection, start: dict[str, Any], existing: store.BatchRow | None, reason: str) -> None:
+        batch_id = start["batchId"]
+        log.warning("tracker: batch %s rejected: %s", batch_id, reason)
+        if existing is None or existing.status == "Rejected":
+            store.insert_batch(conn, store.BatchRow(
+                id=batch_id, status="Rejected", stage_status={s: "Pending" for s in STAGES}, stages=[],
+                totalFiles=0, contentHash=None, callback=start.get("callback"),
+                config={"events": {start["eventId"]: self.group}}), reason=reason)
+        else:
+            store.save_batch_config(conn, batch_id, existing.config,
+                                    reason=f"a later submission ({start['eventId']}) was rejected: {reason}")
+        store.insert_exec_logs(conn, [LogRow(batch_id, None, "batch_rejected", f"{batch_id}:rejected:{start['eventId']}",
+                                             details=json.dumps({"reason": reason}))])
+
+    def _create(self, conn: Connection, start: dict[str, Any], files: list[tuple[str, dict[str, str]]],
+                plan: list[str], digest: str, touched: set[int]) -> list[Emission]:
+        batch_id = start["batchId"]
+        calls = [{"fileId": events.file_id(batch_id, f), "file": f, "metadata": m} for f, m in files]
+        mapping = map_trades(start.get("trades") or [], calls)
+        config = {
+            "events": {start["eventId"]: self.group}, "round": 0, "questionnaire": start.get("questionnaire"),
+            "rules": start.get("rules"), "submittedBy": start.get("submittedBy", ""),
+            "trades": {"total": len(start.get("trades") or []),
+                       "mapped": sum(len(v) for v in mapping.by_file.values()),
+                       "unmapped": [t["tradeId"] for t in mapping.unmapped_trades],
+                       "callsWithoutTrades": len(mapping.calls_without_trades),
+                       "ambiguous": [list(a) if isinstance(a, tuple) else a for a in mapping.ambiguous]},
+        }
+        store.insert_batch(conn, store.BatchRow(
+            id=batch_id, status="InProgress",
+            stage_status={s: ("Pending" if s in plan else "Skipped") for s in STAGES}, stages=plan,
+            totalFiles=len(files), contentHash=digest, callback=start.get("callback"), config=config))
+        first = first_stage(plan)
+        rows, out = [], []
+        for call in calls:
+            event = {
+                "eventId": "", "batchId": batch_id, "fileId": call["fileId"], "file": call["file"],
+                "audioPath": call["file"], "currentAudio": call["file"], "stages": plan, "generation": 0,
+                "metadata": call["metadata"], "emittedAt": events.now(), "results": events.empty_results(),
+                "trades": mapping.by_file.get(call["fileId"], []), "questionnaire": start.get("questionnaire"),
+                "rules": start.get("rules"),
+            }
+            em = emission(self.codec, self.topics, event, first, 0)
+            out.append(em)
+            rows.append(store.FileRow(batchId=batch_id, fileId=call["fileId"], file=call["file"],
+                                      flags={s: 0 for s in STAGES}, status="Pending", currentStage=first,
+                                      metadata=call["metadata"], lastEvent=em.value, dirty=True))
+        store.save_files(conn, rows)
+        touched.add(batch_id)
+        log.info("tracker: batch %s accepted: %d files, stages %s", batch_id, len(files), ",".join(plan))
+        return out

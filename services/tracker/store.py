@@ -1,0 +1,237 @@
+"""The tracker's SQL: bulk reads and idempotent bulk writes, one statement per table per poll.
+
+PyMySQL turns `executemany` of `INSERT ... VALUES` into multi-row statements, so every write
+here is one round trip per table however many files a poll carries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+
+from cofi.db import DONE_COLUMNS, STAGE_STATUS_COLUMNS
+from cofi.topics import STAGES
+from services.tracker.progress import Aggregates, LogRow
+
+FLAG = dict(zip(STAGES, DONE_COLUMNS, strict=True))
+STATUS_COL = dict(zip(STAGES, STAGE_STATUS_COLUMNS, strict=True))
+ORDER = {s: i for i, s in enumerate((*STAGES, "done"))}
+
+
+@dataclass
+class FileRow:
+    batchId: int
+    fileId: str
+    file: str
+    flags: dict[str, int]
+    status: str = "Pending"
+    currentStage: str | None = None
+    failedStage: str | None = None
+    error: str | None = None
+    generation: int = 0
+    worker: str | None = None
+    lastEvent: bytes | None = None
+    metadata: dict[str, Any] | None = None
+    dirty: bool = False
+
+    def advance(self, stage: str, raw: bytes) -> None:
+        """Keep the furthest point reached (events of different stages arrive in any order)."""
+        if self.currentStage is None or ORDER.get(stage, -1) >= ORDER.get(self.currentStage, -1):
+            self.currentStage = stage
+            self.lastEvent = raw
+        self.dirty = True
+
+
+@dataclass
+class BatchRow:
+    id: int
+    status: str
+    stage_status: dict[str, str]
+    stages: list[str]
+    totalFiles: int
+    contentHash: str | None
+    callback: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+_FILE_COLS = ("batchId", "fileId", "file", *DONE_COLUMNS, "worker", "status", "currentStage", "failedStage",
+              "error", "metadata", "generation", "lastEvent")
+
+
+def load_files(conn: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], FileRow]:
+    by_batch: dict[int, list[str]] = {}
+    for b, f in keys:
+        by_batch.setdefault(b, []).append(f)
+    rows: dict[tuple[int, str], FileRow] = {}
+    stmt = text(f"SELECT {', '.join(_FILE_COLS)} FROM fileDistribution WHERE batchId = :b AND fileId IN :ids"
+                ).bindparams(bindparam("ids", expanding=True))
+    for b, ids in by_batch.items():
+        for i in range(0, len(ids), 1000):
+            for r in conn.execute(stmt, {"b": b, "ids": ids[i:i + 1000]}).mappings():
+                rows[(b, r["fileId"])] = _file_row(r)
+    return rows
+
+
+def unfinished_files(conn: Connection, batch_id: int) -> list[FileRow]:
+    rows = conn.execute(text(f"SELECT {', '.join(_FILE_COLS)} FROM fileDistribution WHERE batchId = :b "
+                             "AND status NOT IN ('Completed', 'Cancelled')"), {"b": batch_id}).mappings()
+    return [_file_row(r) for r in rows]
+
+
+def files_with_transcript(conn: Connection, batch_id: int) -> list[FileRow]:
+    rows = conn.execute(text(f"SELECT {', '.join(_FILE_COLS)} FROM fileDistribution WHERE batchId = :b "
+                             "AND sttDone = 1 AND status <> 'Cancelled'"), {"b": batch_id}).mappings()
+    return [_file_row(r) for r in rows]
+
+
+def _file_row(r: Any) -> FileRow:
+    meta = r["metadata"]
+    return FileRow(
+        batchId=r["batchId"], fileId=r["fileId"], file=r["file"],
+        flags={s: int(r[FLAG[s]] or 0) for s in STAGES}, status=r["status"], currentStage=r["currentStage"],
+        failedStage=r["failedStage"], error=r["error"], generation=r["generation"], worker=r["worker"],
+        lastEvent=r["lastEvent"], metadata=json.loads(meta) if isinstance(meta, str) else meta,
+    )
+
+
+def save_files(conn: Connection, rows: Sequence[FileRow]) -> None:
+    """Upsert whole rows (state was computed from a fresh read by the only writer)."""
+    if not rows:
+        return
+    cols = ", ".join(_FILE_COLS)
+    vals = ", ".join(f":{c}" for c in _FILE_COLS)
+    upd = ", ".join(f"{c} = VALUES({c})" for c in _FILE_COLS if c not in ("batchId", "fileId", "file"))
+    stmt = text(f"INSERT INTO fileDistribution ({cols}) VALUES ({vals}) ON DUPLICATE KEY UPDATE {upd}")
+    params = []
+    for r in rows:
+        p = {"batchId": r.batchId, "fileId": r.fileId, "file": r.file, "worker": r.worker, "status": r.status,
+             "currentStage": r.currentStage, "failedStage": r.failedStage, "error": r.error,
+             "metadata": json.dumps(r.metadata or {}, sort_keys=True), "generation": r.generation,
+             "lastEvent": r.lastEvent}
+        p.update({FLAG[s]: r.flags.get(s, 0) for s in STAGES})
+        params.append(p)
+    for i in range(0, len(params), 500):
+        conn.execute(stmt, params[i:i + 500])
+
+
+def insert_processing_logs(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(text(
+            "INSERT IGNORE INTO processing_logs (eventId, batch_id, file, stage_name, status, error, duration, worker) "
+            "VALUES (:eventId, :batch_id, :file, :stage_name, :status, :error, :duration, :worker)"), list(rows))
+
+
+def insert_exec_logs(conn: Connection, rows: Sequence[LogRow]) -> None:
+    if rows:
+        conn.execute(text(
+            "INSERT IGNORE INTO batchExecutionLog (batchId, stage, eventType, file, details, dedupKey) "
+            "VALUES (:batchId, :stage, :eventType, :file, :details, :dedupKey)"),
+            [r.__dict__ for r in rows])
+
+
+_AUDIT_COLS = ("language", "languageProbability", "ivrEndSec", "transcriptPath", "transcript", "speech", "answers",
+               "normalizedAnswers", "ruleResults", "tradeChecks", "score", "verdict", "reasons")
+
+
+def upsert_audit(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Each row sets only the columns its stage produced (others stay as they are)."""
+    if not rows:
+        return
+    cols = ("batchId", "fileId", "file", *_AUDIT_COLS)
+    stmt = text(
+        f"INSERT INTO auditResult ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
+        f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = COALESCE(VALUES({c}), {c})' for c in _AUDIT_COLS)}")
+    conn.execute(stmt, [{c: r.get(c) for c in cols} for r in rows])
+
+
+def clear_audit(conn: Connection, batch_id: int, file_ids: Sequence[str], columns: Sequence[str]) -> None:
+    if file_ids and columns:
+        stmt = text(f"UPDATE auditResult SET {', '.join(f'{c} = NULL' for c in columns)} "
+                    "WHERE batchId = :b AND fileId IN :ids").bindparams(bindparam("ids", expanding=True))
+        for i in range(0, len(file_ids), 1000):
+            conn.execute(stmt, {"b": batch_id, "ids": list(file_ids[i:i + 1000])})
+
+
+def load_batches(conn: Connection, ids: Iterable[int]) -> dict[int, BatchRow]:
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    stmt = text("SELECT * FROM batchStatus WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
+    out = {}
+    for r in conn.execute(stmt, {"ids": ids}).mappings():
+        cfg = r["config"]
+        out[r["id"]] = BatchRow(
+            id=r["id"], status=r["status"], stage_status={s: r[STATUS_COL[s]] for s in STAGES},
+            stages=[s for s in (r["stages"] or "").split(",") if s], totalFiles=r["totalFiles"],
+            contentHash=r["contentHash"], callback=r["callback"],
+            config=(json.loads(cfg) if isinstance(cfg, str) else cfg) or {})
+    return out
+
+
+def insert_batch(conn: Connection, b: BatchRow, *, reason: str | None = None) -> None:
+    cols = {"id": b.id, "status": b.status, "stages": ",".join(b.stages), "totalFiles": b.totalFiles,
+            "contentHash": b.contentHash, "callback": b.callback, "reason": reason,
+            "config": json.dumps(b.config, sort_keys=True)}
+    cols.update({STATUS_COL[s]: b.stage_status[s] for s in STAGES})
+    names = ", ".join(cols)
+    conn.execute(text(
+        f"INSERT INTO batchStatus ({names}, startedAt) VALUES ({', '.join(':' + c for c in cols)}, "
+        "CURRENT_TIMESTAMP(3)) ON DUPLICATE KEY UPDATE "
+        + ", ".join(f"{c} = VALUES({c})" for c in cols if c != "id")), cols)
+
+
+def update_batch(conn: Connection, batch_id: int, *, status: str, stage_status: dict[str, str],
+                 completed: int, failed: int, finished: bool) -> None:
+    sets = ", ".join(f"{STATUS_COL[s]} = :{STATUS_COL[s]}" for s in STAGES)
+    completed_at = "COALESCE(completedAt, CURRENT_TIMESTAMP(3))" if finished or status in (
+        "Completed", "Failed", "Cancelled") else "NULL"
+    params = {"id": batch_id, "status": status, "completed": completed, "failed": failed}
+    params.update({STATUS_COL[s]: stage_status[s] for s in STAGES})
+    conn.execute(text(
+        f"UPDATE batchStatus SET status = :status, {sets}, completedFiles = :completed, failedFiles = :failed, "
+        f"completedAt = {completed_at} WHERE id = :id"), params)
+
+
+def save_batch_config(conn: Connection, batch_id: int, config: dict[str, Any], reason: str | None = None) -> None:
+    conn.execute(text("UPDATE batchStatus SET config = :c, reason = COALESCE(:r, reason) WHERE id = :id"),
+                 {"c": json.dumps(config, sort_keys=True), "r": reason, "id": batch_id})
+
+
+def set_batch_fields(conn: Connection, batch_id: int, **fields: Any) -> None:
+    if fields:
+        conn.execute(text(f"UPDATE batchStatus SET {', '.join(f'{k} = :{k}' for k in fields)} WHERE id = :id"),
+                     {**fields, "id": batch_id})
+
+
+def aggregates(conn: Connection, batch_id: int) -> Aggregates:
+    flags = ", ".join(f"COALESCE(SUM({FLAG[s]}), 0) AS d_{s}" for s in STAGES)
+    fails = ", ".join(f"COALESCE(SUM(status = 'Failed' AND failedStage = '{s}'), 0) AS f_{s}" for s in STAGES)
+    r = conn.execute(text(
+        f"SELECT COUNT(*) AS total, {flags}, {fails}, COALESCE(SUM(status = 'Completed'), 0) AS completed, "
+        "COALESCE(SUM(status = 'Failed'), 0) AS failed, COALESCE(SUM(status = 'Cancelled'), 0) AS cancelled "
+        "FROM fileDistribution WHERE batchId = :b"), {"b": batch_id}).mappings().one()
+    return Aggregates(total=int(r["total"]), done={s: int(r[f"d_{s}"]) for s in STAGES},
+                      failed_at={s: int(r[f"f_{s}"]) for s in STAGES}, completed=int(r["completed"]),
+                      failed=int(r["failed"]), cancelled=int(r["cancelled"]))
+
+
+def progress_logged(conn: Connection, batch_id: int, round_: int) -> dict[str, int]:
+    """Highest file count already logged as `progress` per stage in this round."""
+    rows = conn.execute(text(
+        "SELECT stage, COUNT(*) AS n FROM batchExecutionLog WHERE batchId = :b AND eventType = 'progress' "
+        "AND dedupKey LIKE :suffix GROUP BY stage"), {"b": batch_id, "suffix": f"%:r{round_}"}).mappings()
+    return {r["stage"]: int(r["n"]) for r in rows}
+
+
+def insert_webhook(conn: Connection, batch_id: int, kind: str, url: str, payload: dict[str, Any]) -> None:
+    conn.execute(text("INSERT IGNORE INTO webhookOutbox (batchId, kind, url, payload) VALUES (:b, :k, :u, :p)"),
+                 {"b": batch_id, "k": kind, "u": url, "p": json.dumps(payload)})
+
+
+def cancel_files(conn: Connection, batch_id: int) -> None:
+    conn.execute(text("UPDATE fileDistribution SET status = 'Cancelled' WHERE batchId = :b "
+                      "AND status NOT IN ('Completed', 'Failed')"), {"b": batch_id})
