@@ -208,7 +208,7 @@ def test_metrics_endpoint_shows_counters_and_health(settings: Settings) -> None:
 
     def value(pattern: str) -> float:
         m = re.search(pattern + r" ([0-9.e+]+)", text)
-        assert m, f"{pattern} missing from /metrics:\n" + "\n".join(l for l in text.splitlines() if l.startswith("cofi_"))
+        assert m, f"{pattern} missing from /metrics:\n" + "\n".join(x for x in text.splitlines() if x.startswith("cofi_"))
         return float(m.group(1))
 
     assert value(r'cofi_stage_files_total\{engine="passthrough",outcome="success",stage="lid"\}') == 5
