@@ -77,7 +77,7 @@ def _console() -> Console:
 
 
 def _err() -> Console:
-    return Console(stderr=True, width=200, highlight=False)
+    return Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _settings(ctx: typer.Context | None) -> Settings:
@@ -147,7 +147,8 @@ class Db:
 
 
 def _first_line(exc: BaseException | None) -> str:
-    text = str(exc) if exc is not None else ""
+    args = getattr(exc, "args", ())
+    text = f"error {args[0]}: {args[1]}" if len(args) == 2 and isinstance(args[0], int) else str(exc or "")
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
@@ -162,6 +163,11 @@ def _database(settings: Settings) -> Iterator[Db]:
 
 # --- Kafka (write only) ------------------------------------------------------------------
 
+def _kafka_reason(exc: Exception) -> str:
+    err = exc.args[0] if exc.args else None
+    return err.str() if hasattr(err, "str") else _first_line(exc)
+
+
 def send_event(settings: Settings, topic: str, key: str, value: bytes) -> None:
     """Produce one event and wait for the broker's acknowledgement; CliError(3) if it cannot."""
     from confluent_kafka import KafkaException
@@ -172,7 +178,7 @@ def send_event(settings: Settings, topic: str, key: str, value: bytes) -> None:
         topics = producer.list_topics(timeout=KAFKA_TIMEOUT_S).topics
     except KafkaException as exc:
         raise KafkaUnavailable(f"Kafka at {where} did not answer within {KAFKA_TIMEOUT_S:.0f}s "
-                               f"({_first_line(exc)}); start it with `make up` or set KAFKA_BOOTSTRAP_SERVERS") from None
+                               f"({_kafka_reason(exc)}); start it with `make up` or set KAFKA_BOOTSTRAP_SERVERS") from None
     if topic not in topics:
         raise CliError(f"topic {topic} does not exist on Kafka at {where}; "
                        "create the topics with `python -m cofi.admin init` (part of `make up`)", EXIT_UNREACHABLE)
