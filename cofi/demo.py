@@ -1,0 +1,178 @@
+"""`make demo`: synthesize calls, submit them to the running pipeline, watch it, show the outcome.
+
+Runs after `make up` (Kafka, MariaDB, tracker, six stage services). It goes through the
+same code as `cofi submit`, `cofi status --watch` and `cofi monitor`, so what the demo
+shows is what an operator gets. It fails with one clear line when the pipeline is not up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cofi import synth
+from cofi.cli import CliError, Db, load_results, new_batch_id, print_monitoring, submit_batch, watch_batch
+from cofi.kafka import KafkaUnavailable
+from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
+from cofi.topics import UnknownStageError, stage_plan
+
+EXIT_UNREACHABLE = 3
+ORDER = re.compile(r"I want to (buy|sell) (.+?) shares of (.+?) at (.+?) dollars\.")
+WORDS_TO_NUMBER = {words: n for n, words in synth._NUMBERS_EN.items()}  # the synthesizer's own vocabulary
+
+DEMO_RULES = """\
+# Demo rules: llm2 evaluates them for every call.
+- id: recording_disclosed
+  description: The customer is told that the call is recorded
+  severity: critical
+  when: answers.recording_disclosed == "yes"
+- id: order_read_back
+  description: The order is read back before it is placed
+  severity: major
+  when: answers.trade_read_back == "yes"
+- id: no_long_silence
+  description: No silence longer than 20 seconds
+  severity: minor
+  when: speech.longestSilenceSec <= 20
+"""
+
+
+def _health(port: int, timeout_s: float = 3.0) -> str | None:
+    """None when http://127.0.0.1:<port>/healthz says 200, else why not."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout_s) as resp:
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except OSError as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def check_services(settings: Settings, plan: list[str], console: Console) -> None:
+    """The tracker must answer; a needed stage that does not listen at all is an error too."""
+    tracker_port = settings.metrics_port_for("tracker")
+    why = _health(tracker_port)
+    if why is not None:
+        raise CliError(f"the tracker does not answer on http://127.0.0.1:{tracker_port}/healthz ({why}): "
+                       "start the pipeline with `make up` (and see `make status`)", EXIT_UNREACHABLE)
+    down = []
+    for stage in plan:
+        why = _health(STAGE_METRICS_PORTS[stage])
+        if why is not None and not why.startswith("HTTP"):
+            down.append(f"{stage} (:{STAGE_METRICS_PORTS[stage]}: {why})")
+        elif why is not None:
+            console.print(f"[yellow]note:[/] {stage} answers {why} on /healthz (still starting?)")
+    if down:
+        raise CliError(f"stage services not running: {', '.join(down)}; start them with `make up` "
+                       "(logs in .local/log/)", EXIT_UNREACHABLE)
+
+
+def write_trades(calls: list[synth.CallTruth], path: Path) -> int:
+    """Trades for some calls: most match what the customer ordered, one contradicts it (quantity)."""
+    rows = []
+    for i, call in enumerate(calls):
+        order = next((m for t in call.turns if (m := ORDER.search(t.text))), None)
+        if order is None or i % 3 == 1:
+            continue  # calls without a trade show `trades_confirmed: na`
+        side, qty, company, price = order.groups()
+        quantity = WORDS_TO_NUMBER.get(qty, 100) * (2 if i == 2 else 1)  # call 2: the trade contradicts the call
+        when = datetime.fromisoformat(call.callStart) + timedelta(minutes=3)
+        rows.append({"tradeId": f"T{i:04d}", "clientCode": call.clientCode, "symbol": company.split()[0].upper(),
+                     "side": side, "quantity": quantity, "price": WORDS_TO_NUMBER.get(price, 0),
+                     "tradeTime": when.isoformat(), "phone": call.phone})
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["tradeId", "clientCode", "symbol", "side", "quantity", "price",
+                                               "tradeTime", "phone"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def results_table(settings: Settings, batch_id: int) -> Table:
+    database = Db(settings)
+    try:
+        with database.connect() as conn:
+            rows = load_results(conn, batch_id)
+    finally:
+        database.close()
+    table = Table(title=f"batch {batch_id}: results", title_justify="left")
+    for name, justify in (("file", "left"), ("status", "left"), ("language", "left"), ("verdict", "left"),
+                          ("score", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        score = "" if r["score"] is None else f"{r['score']:.1f}"
+        status = r["status"] + (f" ({r['failedStage']})" if r.get("failedStage") else "")
+        table.add_row(Path(r["file"]).name, status, r["language"] or "", r["verdict"] or "", score)
+    return table
+
+
+def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list[str], start_timeout: float,
+        stall_timeout: float, console: Console) -> int:
+    plan = stage_plan(skip)
+    check_services(settings, plan, console)
+    batch_id = new_batch_id()
+    out = out_root / str(batch_id)
+    with console.status(f"synthesizing {calls} calls into {out} (espeak-ng) ..."):
+        truths = synth.make_batch(out, calls, seed=seed)
+    n_trades = write_trades(truths, out / "trades.csv")
+    (out / "rules.yaml").write_text(DEMO_RULES)
+    console.print(f"{calls} calls, {n_trades} trades (trades.csv) and {DEMO_RULES.count('- id:')} rules (rules.yaml) "
+                  f"in {out}")
+    submit_batch(settings, out / "manifest.csv", console, batch_id=batch_id, skip=skip, rules=out / "rules.yaml",
+                 trades=out / "trades.csv")
+    status = watch_batch(settings, batch_id, watch=True, console=console, appear_timeout=start_timeout,
+                         stall_timeout=stall_timeout)
+    print_monitoring(settings, batch_id, console)
+    console.rule("[bold]Results[/]")
+    console.print(results_table(settings, batch_id))
+    console.print(f"batch {batch_id} ended [bold]{status}[/]; details: cofi results {batch_id}, "
+                  f"cofi failures {batch_id}")
+    return 0 if status == "Completed" else 1
+
+
+def _fail(message: str, code: int) -> int:
+    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[bold red]demo failed:[/] {escape(message)}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cofi.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=12, help="number of synthetic calls (default 12)")
+    parser.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same calls)")
+    parser.add_argument("--out", type=Path, default=Path(".local/demo"), help="calls go to OUT/<batchId>/")
+    parser.add_argument("--skip", default="", help="optional stages to leave out, e.g. denoise,llm1")
+    parser.add_argument("--start-timeout", type=float, default=60.0,
+                        help="seconds for the tracker to take the batch in")
+    parser.add_argument("--stall-timeout", type=float, default=900.0,
+                        help="give up when no file progressed for this many seconds")
+    args = parser.parse_args(argv)
+    console = Console()
+    if args.calls < 1:
+        parser.error("--calls must be at least 1")
+    try:
+        return run(get_settings(), calls=args.calls, seed=args.seed, out_root=args.out,
+                   skip=[s for s in args.skip.split(",") if s.strip()], start_timeout=args.start_timeout,
+                   stall_timeout=args.stall_timeout, console=console)
+    except CliError as exc:
+        return _fail(str(exc), exc.code)
+    except KafkaUnavailable as exc:
+        return _fail(str(exc), EXIT_UNREACHABLE)
+    except UnknownStageError as exc:
+        return _fail(f"--skip: {exc}", 2)
+    except KeyboardInterrupt:
+        console.print("interrupted; the batch keeps running (cofi status <batch> --watch)")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
