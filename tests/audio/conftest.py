@@ -7,7 +7,6 @@ test session (cofi.models caches it), exactly as a stage process does.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,14 +73,3 @@ def assert_encodes(stage: str, event: dict[str, Any], result: dict[str, Any], en
     ev["results"] = dict(event["results"])
     ev["results"][stage] = {"worker": "test-worker", "engine": engine, "durationMs": 1, **result}
     return codec.decode_as("FileEvent", codec.encode("FileEvent", ev))
-
-
-def normalize_text(s: str) -> str:
-    s = re.sub(r"^(agent|customer|speaker):\s*", "", s, flags=re.M).lower()
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", s).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    import jiwer
-
-    return float(jiwer.wer(normalize_text(reference), normalize_text(hypothesis)))

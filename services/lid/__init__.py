@@ -1,0 +1,1 @@
+"""Language-ID stage: Whisper language detection on the (trimmed) call."""

@@ -1,0 +1,1 @@
+"""STT stage: per-channel Whisper transcription with word timestamps, and speech parameters."""

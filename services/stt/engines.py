@@ -1,0 +1,133 @@
+"""STT engine `whisper`: faster-whisper per channel, merged by time with speaker labels.
+
+Stereo: each channel is one speaker (CHANNEL_ROLES, default agent,customer) and is
+transcribed on its own, so overtalk never garbles words; mono is one "speaker" track.
+The language comes from the lid stage's result (auto-detect when absent or "und").
+Writes ctx.artifact("json") with segments and word timings; timing measures use the
+Silero VAD intervals of each channel, which are tighter than Whisper's word ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faster_whisper.vad import VadOptions
+
+from cofi.audio import Audio, load_settings_audio
+from cofi.engine import Engine, StageContext, StageOutput
+from cofi.models import get_whisper, speech_segments
+from cofi.settings import Settings
+from services.stt.speech import speech_params
+
+ENGINES = ("whisper",)
+MONO_SPEAKER = "speaker"
+SPLIT_PAUSE_SEC = 1.0
+
+
+def _language(event: dict[str, Any]) -> str | None:
+    lid = (event.get("results") or {}).get("lid") or {}
+    lang = lid.get("language")
+    return lang if lang and lang != "und" else None
+
+
+class WhisperStt(Engine):
+    """Uses the process-wide Whisper model (thread-safe CTranslate2); holds no per-file state."""
+
+    stage = "stt"
+    name = "whisper"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model = get_whisper(settings)
+
+    def _transcribe(self, x: np.ndarray, speaker: str, language: str | None) -> tuple[list[dict[str, Any]], str]:
+        segments, info = self.model.transcribe(
+            x, language=language, beam_size=self.settings.whisper_beam_size, word_timestamps=True,
+            vad_filter=True, vad_parameters=VadOptions(min_silence_duration_ms=500, speech_pad_ms=200),
+            condition_on_previous_text=False)
+        out: list[dict[str, Any]] = []
+        for seg in segments:
+            words = [{"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3),
+                      "probability": round(w.probability, 3)} for w in (seg.words or []) if w.word.strip()]
+            if words:
+                out.extend(_split_on_pauses(speaker, words))
+            elif seg.text.strip():
+                out.append({"speaker": speaker, "start": round(seg.start, 3), "end": round(seg.end, 3),
+                            "text": seg.text.strip(), "words": []})
+        return out, info.language
+
+    def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
+        audio = load_settings_audio(event["currentAudio"], self.settings)
+        tracks = self._tracks(audio)
+        language = _language(event)
+        segments: list[dict[str, Any]] = []
+        detected = language
+        intervals: dict[str, list[tuple[float, float]]] = {}
+        for speaker, x in tracks:
+            intervals[speaker] = speech_segments(x)
+            if not intervals[speaker]:
+                continue  # a silent channel: nothing to transcribe (and Whisper would hallucinate)
+            segs, lang = self._transcribe(x, speaker, language)
+            segments.extend(segs)
+            detected = detected or lang
+        segments.sort(key=lambda s: (s["start"], s["speaker"]))
+        n_words = sum(len(s["words"]) or len(s["text"].split()) for s in segments)
+        speech = speech_params(audio.duration, intervals, n_words,
+                               agent=audio.roles[0] if audio.stereo else "agent",
+                               customer=audio.roles[1] if audio.stereo else "customer")
+        text = _labelled_text(segments)
+        lang_out = detected or "und"
+        path = ctx.artifact("json")
+        _write_json(path, {"language": lang_out, "durationSec": audio.duration, "source": event["currentAudio"],
+                           "speakers": [s for s, _ in tracks], "segments": segments, "speech": speech,
+                           "vad": {k: [[round(a, 3), round(b, 3)] for a, b in v] for k, v in intervals.items()}})
+        return StageOutput(result={"language": lang_out, "transcriptPath": str(path), "text": text,
+                                   "words": n_words, "speech": speech})
+
+    @staticmethod
+    def _tracks(audio: Audio) -> list[tuple[str, np.ndarray]]:
+        if audio.stereo:
+            return [(role, np.ascontiguousarray(audio.samples[:, i])) for i, role in enumerate(audio.roles)]
+        return [(MONO_SPEAKER, audio.samples[:, 0])]
+
+
+def _split_on_pauses(speaker: str, words: list[dict[str, Any]], pause: float = SPLIT_PAUSE_SEC) -> list[dict[str, Any]]:
+    """Whisper sees a channel's speech with the silences cut out, so one segment can span two
+    turns; split it where the words pause, so the time merge interleaves the speakers right."""
+    groups: list[list[dict[str, Any]]] = [[words[0]]]
+    for w in words[1:]:
+        if w["start"] - groups[-1][-1]["end"] > pause:
+            groups.append([w])
+        else:
+            groups[-1].append(w)
+    return [{"speaker": speaker, "start": g[0]["start"], "end": g[-1]["end"],
+             "text": " ".join(w["word"] for w in g), "words": g} for g in groups]
+
+
+def _labelled_text(segments: list[dict[str, Any]]) -> str:
+    """'agent: ...' lines, consecutive segments of one speaker joined into one line."""
+    lines: list[tuple[str, str]] = []
+    for s in segments:
+        if lines and lines[-1][0] == s["speaker"]:
+            lines[-1] = (s["speaker"], f"{lines[-1][1]} {s['text']}")
+        else:
+            lines.append((s["speaker"], s["text"]))
+    return "\n".join(f"{who}: {what}" for who, what in lines)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def build_engine(name: str, settings: Settings) -> Engine:
+    if name == "whisper":
+        return WhisperStt(settings)
+    raise ValueError(f"unknown STT_ENGINE {name!r}; known: {', '.join(ENGINES)} (and passthrough)")
