@@ -52,6 +52,7 @@ FINAL_STATUSES = frozenset({"Completed", "Failed", "Cancelled", "Rejected"})
 MAX_BIGINT = 2**63 - 1
 MAX_INLINE_BYTES = 900_000  # the broker's default message.max.bytes is 1 MB: larger batches go by manifest
 KAFKA_TIMEOUT_S = 5.0
+SETTLE_S = 30.0  # how long a watch after a command waits for the tracker to act before trusting a final status
 JSON_RESULT_COLUMNS = ("answers", "normalizedAnswers", "ruleResults", "tradeChecks", "reasons")
 
 app = typer.Typer(help="cofi: audit recorded calls in batches (Kafka pipeline).", no_args_is_help=True,
@@ -338,10 +339,11 @@ def submit(ctx: typer.Context,
            ) -> None:
     """Validate a batch locally, then send its BatchStart."""
     settings = _settings(ctx)
+    stamp = row_stamp(settings, batch_id) if watch and batch_id is not None else None  # re-submit = resume
     sub = submit_batch(settings, path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
                        trades=trades, callback=callback, inline=inline)
     if watch:
-        raise typer.Exit(_exit_for(watch_batch(settings, sub.batch_id, watch=True)))
+        raise typer.Exit(_exit_for(watch_batch(settings, sub.batch_id, watch=True, stale_stamp=stamp)))
 
 
 # --- status ------------------------------------------------------------------------------
@@ -430,11 +432,13 @@ def render_batch(view: BatchView) -> Group:
 
 def watch_batch(settings: Settings, batch_id: int, *, watch: bool, interval: float = 1.0,
                 console: Console | None = None, appear_timeout: float | None = None,
-                stall_timeout: float | None = None) -> str | None:
+                stall_timeout: float | None = None, stale_stamp: datetime | None = None) -> str | None:
     """Show the batch (refreshing until a final status with `watch`); return its last status.
 
     `appear_timeout`: fail when the tracker has not taken the batch in by then;
-    `stall_timeout`: fail when no file made progress for that long (both for the demo)."""
+    `stall_timeout`: fail when no file made progress for that long (both for the demo);
+    `stale_stamp`: the row's updatedAt before a command was sent: a final status not newer
+    than it is the old state (the tracker has not acted yet), trusted only after SETTLE_S."""
     console = console or _console()
     with _database(settings) as database:
         if not watch:
@@ -451,8 +455,10 @@ def watch_batch(settings: Settings, batch_id: int, *, watch: bool, interval: flo
                 with database.connect() as conn:
                     view = load_batch_view(conn, batch_id)
                 live.update(render_batch(view), refresh=True)
-                if view.status in FINAL_STATUSES:
-                    return view.status
+                fresh = (stale_stamp is None or view.row is None or view.row["updatedAt"] > stale_stamp
+                         or time.monotonic() - started > SETTLE_S)
+                if view.status in FINAL_STATUSES and fresh:
+                    break
                 key = (view.status, tuple((s.done, s.failed, s.status) for s in view.stages))
                 if key != last_key:
                     last_key, last_change = key, time.monotonic()
@@ -465,6 +471,16 @@ def watch_batch(settings: Settings, batch_id: int, *, watch: bool, interval: flo
                                    "services running? (`bash scripts/services.sh status`, logs in .local/log/)",
                                    EXIT_UNREACHABLE)
                 time.sleep(interval)
+        if not console.is_terminal:
+            console.line()  # a piped Live leaves its last frame without a newline
+        return view.status
+
+
+def row_stamp(settings: Settings, batch_id: int) -> datetime | None:
+    """The batch row's updatedAt now (None: no row yet), to tell the tracker's reaction from the old state."""
+    bs = db.batch_status
+    with _database(settings) as database, database.connect() as conn:
+        return conn.execute(select(bs.c.updatedAt).where(bs.c.id == batch_id)).scalar()
 
 
 def _exit_for(status: str | None) -> int:
@@ -610,6 +626,7 @@ def _preview(settings: Settings, batch_id: int) -> str:
 def _control(ctx: typer.Context, batch: int, action: str, wait: bool, **kw: Any) -> None:
     settings, console = _settings(ctx), _console()
     note = _preview(settings, batch)
+    stamp = row_stamp(settings, batch) if wait else None
     record = send_control(settings, batch, action, **kw)
     stages = "llm1 and llm2" if record["fromStage"] == "llm1" else "llm2"
     with_new = " with the new " + " and ".join(
@@ -620,7 +637,7 @@ def _control(ctx: typer.Context, batch: int, action: str, wait: bool, **kw: Any)
     console.print(EFFECTS[action].format(from_stage=record["fromStage"], stages=stages, with_new=with_new))
     console.print(escape(note), style="yellow" if note.startswith(("warning", "(")) else "")
     if wait:
-        raise typer.Exit(_exit_for(watch_batch(settings, batch, watch=True)))
+        raise typer.Exit(_exit_for(watch_batch(settings, batch, watch=True, stale_stamp=stamp)))
 
 
 WaitOption = Annotated[bool, typer.Option("--wait", help="then watch progress like `cofi status --watch`")]
@@ -653,6 +670,10 @@ def cancel(ctx: typer.Context, batch: Annotated[int, typer.Argument(help="batch 
 
 # --- monitor -----------------------------------------------------------------------------
 
+MAX_CELL = 120
+WIDE_RESULT_COLUMNS = 8
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "NULL"
@@ -660,10 +681,22 @@ def _cell(value: Any) -> str:
         return f"{value:%Y-%m-%d %H:%M:%S}"
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
-    return str(value)
+    text = str(value)
+    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
 
 
-def _result_table(result: monitoring.QueryResult) -> Table:
+def _result_table(result: monitoring.QueryResult) -> Table | Group:
+    """Rows as a table; a wide `SELECT *` one record per block (like mysql's \\G), so it stays readable."""
+    if len(result.columns) > WIDE_RESULT_COLUMNS and result.rows:
+        blocks: list[Any] = [Text(result.query.title, style="italic")]
+        for i, row in enumerate(result.rows, 1):
+            block = Table(title=f"row {i}", title_justify="left", show_header=False, box=None, pad_edge=False)
+            block.add_column("column", style="bold")
+            block.add_column("value", overflow="fold")
+            for name, value in zip(result.columns, row, strict=True):
+                block.add_row(name, _cell(value))
+            blocks.append(block)
+        return Group(*blocks)
     table = Table(title=result.query.title, title_justify="left")
     for c in result.columns:
         table.add_column(c, overflow="fold")

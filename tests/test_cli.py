@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from confluent_kafka import TopicPartition
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 from typer.testing import CliRunner
 
 from cofi import db
@@ -249,6 +255,25 @@ def test_read_commands_render_database_rows(cli: CliRunner, db_engine: Engine, t
     assert r.exit_code == 0, r.output
     assert "WHERE batchId = 9001;" in r.output and "WHERE batch_id = '9001'" in r.output
     assert "denoise_count" in r.output and "event_count" in r.output and "file_error" in r.output
+    assert "PermanentError: audio truncated at 3.2 s" in r.output  # Support: latest failures, one block per row
+
+
+def test_status_watch_follows_the_row_until_final(cli: CliRunner, db_engine: Engine) -> None:
+    _insert_batch(db_engine, 9001)
+
+    def finish_later() -> None:
+        time.sleep(1.5)
+        with db_engine.begin() as conn:
+            conn.execute(update(db.batch_status).where(db.batch_status.c.id == 9002)
+                         .values(status="Failed", reason="every file failed"))
+
+    worker = threading.Thread(target=finish_later)
+    worker.start()
+    r = cli.invoke(app, ["status", "9002", "--watch", "--interval", "0.2"])
+    worker.join()
+    assert r.exit_code == 1, r.output
+    assert "Failed" in r.output and "reason: every file failed" in r.output
+    assert cli.invoke(app, ["status", "9001", "--watch"]).exit_code == 0
 
 
 def test_unreachable_servers_exit_3_with_one_line(offline: CliRunner, tmp_path: Path) -> None:
@@ -263,3 +288,64 @@ def test_unreachable_servers_exit_3_with_one_line(offline: CliRunner, tmp_path: 
         assert "make up" in r.output and "Traceback" not in r.output
     r = offline.invoke(app, ["cancel", "5"])
     assert r.exit_code == 3 and "Kafka at 127.0.0.1:1" in r.output
+
+
+def test_demo_fails_clearly_without_the_pipeline(offline: CliRunner, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from cofi import demo
+
+    monkeypatch.setenv("METRICS_PORT", "1")  # the tracker's /healthz: nothing listens there
+    get_settings.cache_clear()
+    assert demo.main(["--calls", "1", "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "the tracker does not answer on http://127.0.0.1:1/healthz" in err and "make up" in err
+    assert not any(tmp_path.iterdir())  # nothing synthesized, nothing sent
+
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_PORTS = {"tracker": 9100, "denoise": 9101, "ivr": 9102, "lid": 9103, "stt": 9104, "llm1": 9105, "llm2": 9106}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_on_passthrough_services(cli: CliRunner, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    """The real tracker and six stage services (passthrough engines: plumbing only) under the demo."""
+    from cofi import demo
+
+    if not all(_port_free(p) for p in DEMO_PORTS.values()):
+        pytest.skip("ports 9100-9106 are in use (is `make up` running?)")
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "DATABASE_URL": settings.database_url, "TOPIC_PREFIX": settings.topic_prefix,
+           "ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+           **{f"{s.upper()}_ENGINE": "passthrough" for s in DEMO_PORTS if s != "tracker"}}
+    procs = [subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=REPO,
+                              env={**env, "METRICS_PORT": str(port)}, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp_path / f"{name}.log", "wb"))
+             for name, port in DEMO_PORTS.items()]
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and any(demo._health(p, 1.0) for p in DEMO_PORTS.values()):
+            assert all(p.poll() is None for p in procs), "a service exited; see its log in tmp_path"
+            time.sleep(0.5)
+        monkeypatch.setenv("PROGRESS_UPDATE_INTERVAL", "1")
+        get_settings.cache_clear()
+        assert demo.main(["--calls", "3", "--out", str(tmp_path / "demo"), "--stall-timeout", "60"]) == 0
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    [batch_dir] = (tmp_path / "demo").iterdir()
+    assert {"manifest.csv", "trades.csv", "rules.yaml", "call_0000.wav"} <= {p.name for p in batch_dir.iterdir()}
+    r = cli.invoke(app, ["results", batch_dir.name])
+    rows = json.loads(r.stdout)
+    assert [Path(x["file"]).name for x in rows] == ["call_0000.wav", "call_0001.wav", "call_0002.wav"]
+    assert all(x["status"] == "Completed" for x in rows)
