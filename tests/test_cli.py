@@ -349,3 +349,23 @@ def test_demo_end_to_end_on_passthrough_services(cli: CliRunner, settings: Setti
     rows = json.loads(r.stdout)
     assert [Path(x["file"]).name for x in rows] == ["call_0000.wav", "call_0001.wav", "call_0002.wav"]
     assert all(x["status"] == "Completed" for x in rows)
+
+
+SEED = Path("/work/shared/seeds/000_3e8ab6ac925943d4.txt")
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the seed document is not on this machine")
+def test_monitoring_queries_are_the_seeds_verbatim() -> None:
+    import re
+    import textwrap
+
+    from cofi import monitoring
+
+    text = SEED.read_text()
+    monitor = text[text.index("**Monitor These Metrics:**"):text.index("## Logging Improvements")]
+    support = text[text.index("## Support"):text.index("## Conclusion")]
+    [block] = re.findall(r"```sql\n(.*?)```", monitor, re.S)
+    assert [q.sql for q in monitoring.MONITOR_QUERIES] == [q.strip("\n") + "\n" for q in block.split("\n\n")]
+    blocks = [textwrap.dedent(b).strip() + "\n" for b in re.findall(r"```sql\n(.*?)```", support, re.S)]
+    assert [q.sql for q in monitoring.SUPPORT_QUERIES] == blocks
+    assert monitoring.for_batch(monitoring.ERROR_COUNTS_SQL, 42).count("batch_id = '42'") == 1
