@@ -296,8 +296,9 @@ def render_call(*, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True,
             clean[i: i + len(x), c] += x[: total - i]
     noisy = clean.copy()
     if snr_db is not None:
-        active = np.abs(clean).max(axis=1) > 1e-3
-        speech_rms = float(np.sqrt(np.mean(clean[active] ** 2)))
+        # speech level per channel over the samples where that channel carries sound
+        speech_rms = float(np.mean([np.sqrt(np.mean(ch[np.abs(ch) > 1e-3] ** 2)) for ch in clean.T
+                                    if np.any(np.abs(ch) > 1e-3)] or [0.0]))
         noise_rms = speech_rms / 10 ** (snr_db / 20)
         noisy += noise_rms * np.stack([_noise(total, nrng) for _ in range(n_ch)], axis=1)
     if not stereo:
