@@ -103,7 +103,7 @@ def test_silent_call_gives_empty_transcript(stt, settings: Settings, tmp_path: P
 
 @pytest.mark.slow
 def test_ivr_then_stt_times_are_relative_to_the_trimmed_audio(stt, settings: Settings, call: CallFactory) -> None:
-    path, truth = call("stt_ivr", ivr=True, dtmf="1", hold_music=True, turns=4, seed=33, snr_db=20.0)
+    path, truth = call("stt_ivr", ivr=True, dtmf="1", hold_music=True, turns=4, seed=33)
     event = make_event(path)
     ivr = build_ivr("vad", settings).process(event, make_ctx(settings, "ivr"))
     event = dict(event, currentAudio=ivr.audio_path, results=dict(event["results"], **_lid("en")))
