@@ -71,7 +71,7 @@ class CliError(Exception):
 
 # --- plumbing: settings, consoles, error handling ---------------------------------------
 
-def _console() -> Console:
+def make_console() -> Console:
     """A wide console when piped (CliRunner, logs), so paths are not cut."""
     probe = Console()
     return probe if probe.is_terminal else Console(width=200)
@@ -303,10 +303,8 @@ def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int
     return Submission(record, len(specs), plan, missing_files(specs))
 
 
-def submit_batch(settings: Settings, path: Path, console: Console | None = None, **options: Any) -> Submission:
-    """Validate, send the BatchStart and print what happens next (used by `cofi submit` and the demo)."""
-    console = console or _console()
-    sub = build_submission(path, **options)
+def send_submission(settings: Settings, sub: Submission, console: Console) -> None:
+    """Send a validated BatchStart and print what happens next."""
     if sub.missing:
         first = ", ".join(sub.missing[:3])
         console.print(f"[yellow]warning:[/] {len(sub.missing)} of {sub.files} files are not on this machine "
@@ -320,6 +318,12 @@ def submit_batch(settings: Settings, path: Path, console: Console | None = None,
                   f"stages {' > '.join(sub.plan)}, to {topic}")
     console.print(f"next:  cofi status {b} --watch   |   cofi failures {b}   |   cofi results {b}   |   "
                   f"cofi monitor {b}")
+
+
+def submit_batch(settings: Settings, path: Path, console: Console | None = None, **options: Any) -> Submission:
+    """Validate, send the BatchStart and print what happens next (used by `cofi submit` and the demo)."""
+    sub = build_submission(path, **options)
+    send_submission(settings, sub, console or make_console())
     return sub
 
 
@@ -339,9 +343,10 @@ def submit(ctx: typer.Context,
            ) -> None:
     """Validate a batch locally, then send its BatchStart."""
     settings = _settings(ctx)
-    stamp = row_stamp(settings, batch_id) if watch and batch_id is not None else None  # re-submit = resume
-    sub = submit_batch(settings, path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
-                       trades=trades, callback=callback, inline=inline)
+    sub = build_submission(path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
+                           trades=trades, callback=callback, inline=inline)
+    stamp = row_stamp(settings, sub.batch_id) if watch else None  # a re-submitted batch id resumes that batch
+    send_submission(settings, sub, make_console())
     if watch:
         raise typer.Exit(_exit_for(watch_batch(settings, sub.batch_id, watch=True, stale_stamp=stamp)))
 
@@ -439,7 +444,7 @@ def watch_batch(settings: Settings, batch_id: int, *, watch: bool, interval: flo
     `stall_timeout`: fail when no file made progress for that long (both for the demo);
     `stale_stamp`: the row's updatedAt before a command was sent: a final status not newer
     than it is the old state (the tracker has not acted yet), trusted only after SETTLE_S."""
-    console = console or _console()
+    console = console or make_console()
     with _database(settings) as database:
         if not watch:
             with database.connect() as conn:
@@ -503,7 +508,7 @@ def status(ctx: typer.Context, batch: Annotated[int, typer.Argument(help="batch 
 def failures(ctx: typer.Context, batch: Annotated[int, typer.Argument(help="batch id")],
              limit: Annotated[int, typer.Option("--limit", min=1, help="most recent N failures")] = 50) -> None:
     """Failed files (processing_logs) and the seed's error counts per stage."""
-    settings, console = _settings(ctx), _console()
+    settings, console = _settings(ctx), make_console()
     pl = db.processing_logs
     with _database(settings) as database, database.connect() as conn:
         rows = conn.execute(select(pl.c.file, pl.c.stage_name, pl.c.error, pl.c.created_at)
@@ -592,9 +597,9 @@ EFFECTS = {
 }
 
 
-def send_control(settings: Settings, batch_id: int, action: str, *, from_stage: str | None = None,
-                 rules: Path | None = None, questionnaire: Path | None = None) -> dict[str, Any]:
-    """Validate and send one BatchControl; returns the record sent."""
+def build_control(batch_id: int, action: str, *, from_stage: str | None = None, rules: Path | None = None,
+                  questionnaire: Path | None = None) -> dict[str, Any]:
+    """Validate and build one BatchControl record; CliError(2) on bad input."""
     if not 0 < batch_id <= MAX_BIGINT:
         raise CliError(f"batch id {batch_id} must be a positive 64-bit integer")
     r_json = q_json = None
@@ -605,9 +610,12 @@ def send_control(settings: Settings, batch_id: int, action: str, *, from_stage: 
     record = {"eventId": new_event_id(), "batchId": batch_id, "action": action,
               "fromStage": from_stage if action == "reaudit" else None, "rules": r_json,
               "questionnaire": q_json, "requestedAt": now(), "requestedBy": _submitted_by()}
-    send_event(settings, Topics(settings.topic_prefix).batch_control, str(batch_id),
-               get_codec().encode("BatchControl", record))
     return record
+
+
+def send_control(settings: Settings, record: dict[str, Any]) -> None:
+    send_event(settings, Topics(settings.topic_prefix).batch_control, str(record["batchId"]),
+               get_codec().encode("BatchControl", record))
 
 
 def _preview(settings: Settings, batch_id: int) -> str:
@@ -624,10 +632,11 @@ def _preview(settings: Settings, batch_id: int) -> str:
 
 
 def _control(ctx: typer.Context, batch: int, action: str, wait: bool, **kw: Any) -> None:
-    settings, console = _settings(ctx), _console()
+    settings, console = _settings(ctx), make_console()
+    record = build_control(batch, action, **kw)
     note = _preview(settings, batch)
     stamp = row_stamp(settings, batch) if wait else None
-    record = send_control(settings, batch, action, **kw)
+    send_control(settings, record)
     stages = "llm1 and llm2" if record["fromStage"] == "llm1" else "llm2"
     with_new = " with the new " + " and ".join(
         n for n, v in (("rules", record["rules"]), ("questionnaire", record["questionnaire"])) if v) \
@@ -726,7 +735,7 @@ def print_monitoring(settings: Settings, batch_id: int, console: Console, show_s
 def monitor(ctx: typer.Context, batch: Annotated[int, typer.Argument(help="batch id")],
             sql: Annotated[bool, typer.Option("--sql/--no-sql", help="print each query before its rows")] = True) -> None:
     """The seed's "Monitor These Metrics" and "Support" SQL for this batch, run unchanged."""
-    print_monitoring(_settings(ctx), batch, _console(), show_sql=sql)
+    print_monitoring(_settings(ctx), batch, make_console(), show_sql=sql)
 
 
 

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cofi import synth
-from cofi.cli import CliError, Db, _console, load_results, new_batch_id, print_monitoring, submit_batch, watch_batch
+from cofi.cli import CliError, Db, load_results, make_console, new_batch_id, print_monitoring, submit_batch, watch_batch
 from cofi.kafka import KafkaUnavailable
 from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
 from cofi.topics import UnknownStageError, stage_plan
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-timeout", type=float, default=900.0,
                         help="give up when no file progressed for this many seconds")
     args = parser.parse_args(argv)
-    console = _console()
+    console = make_console()
     if args.calls < 1:
         parser.error("--calls must be at least 1")
     try:

@@ -288,6 +288,11 @@ def test_unreachable_servers_exit_3_with_one_line(offline: CliRunner, tmp_path: 
         assert "make up" in r.output and "Traceback" not in r.output
     r = offline.invoke(app, ["cancel", "5"])
     assert r.exit_code == 3 and "Kafka at 127.0.0.1:1" in r.output
+    # invalid input is reported as such before any server is contacted
+    r = offline.invoke(app, ["submit", str(tmp_path), "--skip", "bogus", "--batch-id", "5", "--watch"])
+    assert r.exit_code == 2 and "unknown stage(s): bogus" in r.output
+    r = offline.invoke(app, ["reaudit", "5", "--from", "stt", "--wait"])
+    assert r.exit_code == 2 and "llm1 or llm2" in r.output
 
 
 def test_demo_fails_clearly_without_the_pipeline(offline: CliRunner, monkeypatch: pytest.MonkeyPatch,
