@@ -96,7 +96,7 @@ def dialect_from_models(payload: dict[str, Any]) -> str:
 def validate_json(text: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Parse and validate a reply; raises ValueError with the reason."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # a raw newline inside a string is harmless
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at char {exc.pos})") from exc
     try:

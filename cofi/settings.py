@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 512
     llm_max_transcript_chars: int = Field(8000, description="transcript cut for the LLM prompt (the 270M default has 4k context)")
     llm_server_threads: int = 0
+    llm1_question_mode: str = Field("per_question", description="per_question (one LLM call each) | batch (one call per file)")
 
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port if self.metrics_port is not None else STAGE_METRICS_PORTS.get(service, 9199)

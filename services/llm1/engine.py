@@ -2,8 +2,9 @@
 
 `llm` questions go to the LLM (JSON-schema output constrained to the canonical options);
 `speech` questions are answered from the STT speech parameters and `trade` questions from
-the trade checks, without the LLM. Thread-safe: the only shared state is the LlmClient,
-which is itself thread-safe and bounds requests in flight.
+the trade checks, without the LLM. Trade checks ask the LLM and cross-check its verdict
+against the fields the transcript really states (`trade_facts`). Thread-safe: the only
+shared state is the LlmClient, which is itself thread-safe and bounds requests in flight.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from cofi.llm_client import LlmClient, Usage
 from cofi.questionnaire import Question, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.settings import Settings
 from services.llm1 import prompts
+from services.llm1.evidence import evidence_for, grounded
+from services.llm1.trade_facts import combine, trade_facts
 
 log = logging.getLogger(__name__)
 QUESTION_MODES = ("per_question", "batch")
@@ -37,7 +40,8 @@ class Llm1Engine(Engine):
     stage = "llm1"
     name = "llm"
 
-    def __init__(self, settings: Settings, client: LlmClient | None = None, question_mode: str = "per_question") -> None:
+    def __init__(self, settings: Settings, client: LlmClient | None = None, question_mode: str | None = None) -> None:
+        question_mode = question_mode or settings.llm1_question_mode
         if question_mode not in QUESTION_MODES:
             raise ValueError(f"question_mode {question_mode!r}; expected one of {QUESTION_MODES}")
         self.settings = settings
@@ -62,13 +66,13 @@ class Llm1Engine(Engine):
                                         prompts.batch_schema(llm_questions), name="answers")
             usage.add(res.usage)
             for q in llm_questions:
-                answers[q.id] = {**res.data[q.id], "source": "llm"}
+                answers[q.id] = self._answer(q, res.data[q.id], transcript)
         else:
             for q in llm_questions:
                 res = self.client.chat_json(prompts.question_messages(transcript, q), prompts.answer_schema(q),
                                             name="answer")
                 usage.add(res.usage)
-                answers[q.id] = {**res.data, "source": "llm"}
+                answers[q.id] = self._answer(q, res.data, transcript)
         trade_checks = [self._check_trade(transcript, t, usage) for t in event.get("trades") or []]
         for q in questionnaire.by_type("speech"):
             a, ev = speech_answer(q, stt.get("speech"))
@@ -84,16 +88,22 @@ class Llm1Engine(Engine):
             "promptTokens": usage.prompt_tokens, "completionTokens": usage.completion_tokens,
         })
 
+    @staticmethod
+    def _answer(q: Question, data: Mapping[str, Any], transcript: str) -> dict[str, str]:
+        return {"answer": str(data["answer"]), "evidence": evidence_for(str(data.get("evidence", "")), transcript,
+                                                                        f"{q.text} {q.hint}"), "source": "llm"}
+
     def _check_trade(self, transcript: str, trade: Mapping[str, Any], usage: Usage) -> dict[str, Any]:
         if not transcript:
             return {"tradeId": trade["tradeId"], "status": "not_mentioned", "evidence": "(empty transcript)",
                     "mismatches": []}
         res = self.client.chat_json(prompts.trade_messages(transcript, trade), prompts.trade_schema(), name="trade")
         usage.add(res.usage)
-        status = res.data["status"]
-        mismatches = sorted(set(res.data["mismatches"])) if status == "contradicted" else []
-        return {"tradeId": trade["tradeId"], "status": status, "evidence": res.data["evidence"],
-                "mismatches": mismatches}
+        facts = trade_facts(transcript, trade)
+        status, mismatches = combine(str(res.data["status"]), list(res.data["mismatches"]), facts)
+        quote = str(res.data["evidence"])
+        return {"tradeId": trade["tradeId"], "status": status, "mismatches": mismatches,
+                "evidence": quote[:prompts.EVIDENCE_MAX] if grounded(quote, transcript) else facts.evidence}
 
     def close(self) -> None:
         self.client.close()

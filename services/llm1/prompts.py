@@ -14,6 +14,11 @@ from cofi.questionnaire import Question
 
 SYSTEM = ("You audit a recorded phone call between a brokerage agent and a customer. "
           "Judge only from the transcript. Reply with JSON only.")
+
+
+def user_only(content: str) -> list[dict[str, str]]:
+    """One user turn with the instructions first: Gemma's chat format has no system role."""
+    return [{"role": "user", "content": f"{SYSTEM}\n\n{content}"}]
 EVIDENCE_MAX = 160
 TRADE_FIELDS = ("symbol", "side", "quantity", "price")
 
@@ -48,18 +53,16 @@ def _question_line(q: Question) -> str:
 
 def question_messages(transcript: str, q: Question) -> list[dict[str, str]]:
     """One question over the transcript."""
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Transcript:\n{transcript}\n\nQuestion: {_question_line(q)}\n"
-                                        "Reply {\"answer\": <option>, \"evidence\": <short quote from the transcript>}."}]
+    return user_only(f"Transcript:\n{transcript}\n\nQuestion: {_question_line(q)}\n"
+                     "Reply in JSON: answer (one of the options) and evidence (a few words copied from the transcript).")
 
 
 def batch_messages(transcript: str, questions: Sequence[Question]) -> list[dict[str, str]]:
     """All llm questions over the transcript in one call."""
     lines = "\n".join(f"- {q.id}: {_question_line(q)}" for q in questions)
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Transcript:\n{transcript}\n\nQuestions:\n{lines}\n"
-                                        "Reply with an object keyed by question id, each "
-                                        "{\"answer\": <option>, \"evidence\": <short quote>}."}]
+    return user_only(f"Transcript:\n{transcript}\n\nQuestions:\n{lines}\n"
+                     "Reply in JSON keyed by question id, each with answer (one of its options) and evidence "
+                     "(a few words copied from the transcript).")
 
 
 def trade_schema() -> dict[str, Any]:
@@ -78,10 +81,9 @@ def describe_trade(trade: Mapping[str, Any]) -> str:
 
 
 def trade_messages(transcript: str, trade: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": (
-                f"Transcript:\n{transcript}\n\nBooked trade: {describe_trade(trade)}.\n"
-                "Did the customer agree to exactly this trade in the call? status: confirmed (same symbol, side, "
-                "quantity and price), contradicted (the call states a different symbol, side, quantity or price; list "
-                "them in mismatches), not_mentioned (no such order discussed). "
-                "Reply {\"status\": ..., \"evidence\": <short quote>, \"mismatches\": [...]}.")}]
+    return user_only(
+        f"Transcript:\n{transcript}\n\nBooked trade: {describe_trade(trade)}.\n"
+        "Did the customer agree to exactly this trade in the call? status: confirmed (same symbol, side, "
+        "quantity and price), contradicted (the call states a different symbol, side, quantity or price; list "
+        "them in mismatches), not_mentioned (no such order discussed). "
+        "Reply in JSON: status, evidence (a few words copied from the transcript), mismatches.")

@@ -45,7 +45,7 @@ def ensure_model(cache_dir: Path) -> Path:
 
 
 def server_argv(settings: Settings, model_path: Path, host: str | None = None, port: int | None = None,
-                n_ctx: int = 4096) -> list[str]:
+                n_ctx: int = 4096, chat_format: str = "gemma") -> list[str]:
     """The llama_cpp.server command line for these settings."""
     url = urlparse(settings.llm_base_url)
     threads = settings.llm_server_threads or max(1, (os.cpu_count() or 2))
@@ -56,6 +56,9 @@ def server_argv(settings: Settings, model_path: Path, host: str | None = None, p
         "--host", host or url.hostname or "127.0.0.1",
         "--port", str(port or url.port or 8080),
         "--n_ctx", str(n_ctx),
+        # the packaged GGUF carries no chat template, so llama-cpp-python would fall back to
+        # llama-2's [INST] format; Gemma's turn format must be named (it drops system messages).
+        "--chat_format", chat_format,
         "--n_threads", str(threads),
         "--n_threads_batch", str(threads),
         "--verbose", "False",
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="default: port of LLM_BASE_URL, else 8080")
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--model-path", type=Path, help="a GGUF to serve instead of the packaged Gemma 3 270M")
+    parser.add_argument("--chat-format", default="gemma", help="llama-cpp-python chat format of the model")
     parser.add_argument("--assemble-only", action="store_true", help="write the GGUF into the cache and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.assemble_only:
         print(model)
         return
-    cmd = server_argv(settings, model, args.host, args.port, args.n_ctx)
+    cmd = server_argv(settings, model, args.host, args.port, args.n_ctx, args.chat_format)
     log.info("exec %s", " ".join(cmd))
     sys.stdout.flush()
     os.execv(cmd[0], cmd)

@@ -17,7 +17,8 @@ from cofi.llm_client import LlmClient
 from cofi.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.rules import Rule, RulesError, evaluate, load_rules, rule_names
 from cofi.settings import Settings
-from services.llm1.prompts import SYSTEM, cut_transcript
+from services.llm1.evidence import evidence_for
+from services.llm1.prompts import cut_transcript, user_only
 from services.llm2.scoring import score_answers, verdict
 
 LLM_RULE_SCHEMA: dict[str, Any] = {
@@ -89,13 +90,12 @@ class Llm2Engine(Engine):
         transcript = cut_transcript(str(stt.get("text") or ""), self.settings.llm_max_transcript_chars)
         if not transcript:
             return False, f"{rule.id}: empty transcript, cannot judge {rule.llm!r}"
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": f"Transcript:\n{transcript}\n\nRule: {rule.llm}\n"
-                                                "Does the call comply with the rule? "
-                                                "Reply {\"complies\": \"yes\" or \"no\", \"evidence\": <short quote>}."}]
+        messages = user_only(f"Transcript:\n{transcript}\n\nRule: {rule.llm}\nDoes the call comply with the rule? "
+                             "Reply in JSON: complies (yes or no) and evidence (a few words copied from the transcript).")
         data = self._llm().chat_json(messages, LLM_RULE_SCHEMA, name="rule").data
         ok = data["complies"] == "yes"
-        return ok, f"{rule.id}: {'complies' if ok else 'violates'} ({data['evidence'][:160]})"
+        quote = evidence_for(str(data["evidence"]), transcript, rule.llm or "")
+        return ok, f"{rule.id}: LLM judged it {'compliant' if ok else 'violated'}" + (f" ({quote})" if quote else "")
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,71 @@
+"""llm1 engine: errors without a server, and answers from speech/trade questions (no LLM needed)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+from llm_events import make_event, with_result
+
+from cofi.codec import get_codec
+from cofi.engine import PermanentError, StageContext, TransientError
+from cofi.settings import Settings
+from services.llm1.engines import build_engine
+from services.llm1.evidence import best_line, evidence_for, grounded
+
+NO_LLM_QUESTIONS = """
+questions:
+  - {id: quiet, text: Silence below 0.3, type: speech, speech: {metric: silenceRatio, op: "<", threshold: 0.3}}
+  - {id: slow, text: Fewer than 100 words a minute, type: speech, speech: {metric: speechRateWpm, op: "<", threshold: 100}}
+  - {id: trades_ok, text: All trades confirmed, type: trade}
+"""
+
+
+def dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def test_server_down_raises_transient_error(ctx: Callable[[str], StageContext]) -> None:
+    url = dead_url()
+    engine = build_engine("llm", Settings(llm_base_url=url, llm_max_retries=2, llm_retry_backoff_s=0.01))
+    with pytest.raises(TransientError, match=f"LLM endpoint {url} still failing after 2 attempts: ConnectError"):
+        engine.process(make_event("agent: hello"), ctx("llm1"))
+    engine.close()
+
+
+def test_speech_and_trade_questions_need_no_llm(ctx: Callable[[str], StageContext]) -> None:
+    engine = build_engine("llm", Settings(llm_base_url=dead_url(), llm_dialect="openai"))
+    ev = make_event("agent: hello", questionnaire=NO_LLM_QUESTIONS)
+    out = engine.process(ev, ctx("llm1")).result
+    engine.close()
+    assert [(a["questionId"], a["answer"], a["source"]) for a in out["answers"]] == [
+        ("quiet", "yes", "speech"), ("slow", "no", "speech"), ("trades_ok", "na", "trade")]
+    assert out["tradeChecks"] == [] and out["promptTokens"] == 0
+    get_codec().encode("FileEvent", with_result(ev, "llm1", out))
+
+
+def test_missing_stt_or_bad_questionnaire_is_permanent(ctx: Callable[[str], StageContext]) -> None:
+    engine = build_engine("llm", Settings(llm_base_url=dead_url(), llm_dialect="openai"))
+    with pytest.raises(PermanentError, match="llm1 needs the stt result"):
+        engine.process(make_event(stt=False), ctx("llm1"))
+    with pytest.raises(PermanentError, match="bad questionnaire in event: .*duplicate question ids"):
+        engine.process(make_event("x", questionnaire="questions: [{id: a, text: x}, {id: a, text: y}]"), ctx("llm1"))
+    engine.close()
+
+
+def test_build_engine_names() -> None:
+    assert build_engine("passthrough", Settings()).name == "passthrough"
+    with pytest.raises(ValueError, match="unknown LLM1_ENGINE 'gpt'"):
+        build_engine("gpt", Settings())
+
+
+def test_evidence_is_grounded_or_the_best_line() -> None:
+    t = "agent: Good morning, this is Sarah.\nagent: This call is recorded for quality.\ncustomer: ok"
+    assert grounded("call is recorded", t) and not grounded("<short quote>", t)
+    assert evidence_for("This call is recorded", t, "recorded?") == "This call is recorded"
+    assert evidence_for("<option value=", t, "Did the agent say the call is recorded?") == \
+        "agent: This call is recorded for quality."
+    assert best_line(t, "zebra") == ""
