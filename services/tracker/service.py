@@ -311,10 +311,11 @@ class Tracker:
                 if audit:
                     audits.append({"batchId": row.batchId, "fileId": row.fileId, "file": row.file, **audit})
             failed_later = row.status == "Failed" and store.ORDER.get(row.failedStage or "", -1) >= store.ORDER[arrived]
-            if not failed_later:  # a failure further on, read earlier in this poll, stands
-                row.status = "Completed" if arrived == DONE else "InProgress"
-                row.failedStage, row.error = None, None
             row.advance(arrived, d.msg.value())
+            if not failed_later:  # a failure further on, read earlier in this poll, stands
+                # Events of one file arrive from several topics in any order: the furthest point decides.
+                row.status = "Completed" if row.currentStage == DONE else "InProgress"
+                row.failedStage, row.error = None, None
         store.save_files(conn, [r for r in rows.values() if r.dirty])
         store.insert_processing_logs(conn, plogs)
         store.insert_exec_logs(conn, xlogs)

@@ -1,0 +1,280 @@
+"""The tracker on real Kafka + MariaDB: the seed's Test 1, its monitoring SQL, the execution-log
+rules at 1,000 files, replay idempotency, rejections, resume after topic loss, reaudit, cancel."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from cofi import events
+from cofi.admin import delete_topics, ensure_topics
+from cofi.codec import get_codec
+from cofi.db import make_engine
+from cofi.monitoring import ALL_QUERIES, run_all
+from cofi.settings import Settings
+from cofi.topics import STAGES, Topics
+from services.tracker.service import Tracker
+from tests.harness import ThreadedWorkers, produce
+from tests.test_worker import ScriptedEngine
+
+pytestmark = pytest.mark.integration
+FINAL = ("Completed", "Failed", "Cancelled", "Rejected")
+
+
+class RunningTracker:
+    def __init__(self, settings: Settings, group: str | None = None) -> None:
+        self.tracker = Tracker(settings, group=group, serve_metrics=False)
+        self.thread = threading.Thread(target=self.tracker.run, daemon=True)
+
+    def __enter__(self) -> Tracker:
+        self.thread.start()
+        return self.tracker
+
+    def __exit__(self, *exc: object) -> None:
+        self.tracker.stopping.set()
+        self.thread.join(timeout=30)
+
+
+def batch_start(batch_id: int, n: int, *, skip: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"eventId": events.new_event_id(), "batchId": batch_id, "submittedAt": events.now(),
+            "files": [{"file": f"/calls/b{batch_id}/call{i:05d}.wav", "metadata": {"clientCode": f"C{i % 7}"}}
+                      for i in range(n)], "skip": skip or [], **extra}
+
+
+def submit(settings: Settings, start: dict[str, Any]) -> None:
+    produce(settings, Topics(settings.topic_prefix).batch_start,
+            [(str(start["batchId"]), get_codec().encode("BatchStart", start))])
+
+
+def control(settings: Settings, batch_id: int, action: str, **extra: Any) -> None:
+    rec = {"eventId": events.new_event_id(), "batchId": batch_id, "action": action, "requestedAt": events.now(),
+           **extra}
+    produce(settings, Topics(settings.topic_prefix).batch_control,
+            [(str(batch_id), get_codec().encode("BatchControl", rec))])
+
+
+def wait_status(db: Engine, batch_id: int, statuses: tuple[str, ...] = FINAL, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    row = None
+    while time.monotonic() < deadline:
+        with db.connect() as c:
+            row = c.execute(text("SELECT * FROM batchStatus WHERE id = :b"), {"b": batch_id}).mappings().first()
+        if row is not None and row["status"] in statuses:
+            return dict(row)
+        time.sleep(0.3)
+    raise AssertionError(f"batch {batch_id} not in {statuses} after {timeout}s: {row}")
+
+
+def scalar(db: Engine, sql: str, **params: Any) -> Any:
+    with db.connect() as c:
+        return c.execute(text(sql), params).scalar()
+
+
+def dump(db: Engine) -> dict[str, list]:
+    tables = {"fileDistribution": "batchId, fileId", "batchStatus": "id", "processing_logs": "id",
+              "batchExecutionLog": "id", "auditResult": "batchId, fileId", "webhookOutbox": "id"}
+    with db.connect() as c:
+        return {t: [tuple(r) for r in c.execute(text(f"SELECT * FROM {t} ORDER BY {o}"))] for t, o in tables.items()}
+
+
+def test_seed_test_1_small_batch_and_monitoring_queries(settings: Settings, db_engine: Engine) -> None:
+    """Seed "Test 1": 100 files, every stage; then its monitoring and support SQL, unchanged."""
+    with RunningTracker(settings), ThreadedWorkers(settings, list(STAGES)):
+        submit(settings, batch_start(101, 100))
+        row = wait_status(db_engine, 101)
+    assert row["status"] == "Completed"
+    assert all(row[f"{s}Status"] == "Completed" for s in STAGES)
+    assert (row["totalFiles"], row["completedFiles"], row["failedFiles"]) == (100, 100, 0)
+    assert scalar(db_engine, "SELECT COUNT(*) FROM fileDistribution WHERE batchId = 101 AND "
+                  + " AND ".join(f"{s}Done = 1" for s in STAGES)) == 100
+    per_stage = dict(scalar_rows(db_engine, "SELECT stage_name, COUNT(DISTINCT file) FROM processing_logs "
+                                 "WHERE batch_id = '101' AND status = 'success' GROUP BY stage_name"))
+    assert per_stage == {s: 100 for s in STAGES}
+    assert scalar(db_engine, "SELECT COUNT(*) FROM processing_logs WHERE batch_id = '101'") == 600
+    log = dict(((s, e), n) for s, e, n in scalar_rows(
+        db_engine, "SELECT stage, eventType, COUNT(*) FROM batchExecutionLog WHERE batchId = 101 GROUP BY 1, 2"))
+    for s in STAGES:
+        assert log[(s, "stage_start")] == 1 and log[(s, "stage_complete")] == 1
+        assert log[(s, "file_start")] == 100 and log[(s, "file_complete")] == 100  # defaults: true and 1
+    assert log[(None, "batch_complete")] == 1
+
+    results = {r.query.title: r for r in run_all(db_engine, 101)}
+    assert len(results) == len(ALL_QUERIES)
+    counts = results["Files completed per stage"]
+    assert [int(v) for v in counts.rows[0]] == [100] * 7
+    assert results["Error counts per stage"].rows == []
+    summary = {(r[0], r[1]): r[2] for r in results["Batch execution log summary"].rows}
+    assert summary[("llm1", "stage_start")] == 1 and summary[("llm2", "stage_complete")] == 1
+    assert len(results["denoiseDone column present (should return 1 row)"].rows) == 1
+    assert results["Latest failures (20)"].rows == []
+    assert results["Batch status"].rows[0][results["Batch status"].columns.index("status")] == "Completed"
+
+
+def scalar_rows(db: Engine, sql: str, **params: Any) -> list[tuple]:
+    with db.connect() as c:
+        return [tuple(r) for r in c.execute(text(sql), params)]
+
+
+def test_1000_files_execution_log_rows_follow_the_seed_rules(settings: Settings, db_engine: Engine) -> None:
+    """LOG_FILE_START_EVENTS=false, PROGRESS_UPDATE_INTERVAL=100: per stage 1 stage_start + done//100
+    progress + 1 stage_complete, plus 1 batch_complete and 1 file_error per failure.
+    Fault-free: 6 x (1 + 10 + 1) + 1 = 73 rows."""
+    s = settings.model_copy(update={"log_file_start_events": False, "progress_update_interval": 100,
+                                    "commit_every_messages": 200})
+    with RunningTracker(s), ThreadedWorkers(s, list(STAGES)):
+        submit(s, batch_start(201, 1000))
+        assert wait_status(db_engine, 201, timeout=240)["status"] == "Completed"
+    assert scalar(db_engine, "SELECT COUNT(*) FROM batchExecutionLog WHERE batchId = 201") == 73
+    assert scalar(db_engine, "SELECT COUNT(*) FROM batchExecutionLog WHERE batchId = 201 "
+                             "AND eventType = 'progress'") == 60
+
+    # The same batch with failures injected in two stages still completes.
+    fids = sorted(events.file_id(202, f"/calls/b202/call{i:05d}.wav") for i in range(1000))
+    ivr_bad, llm1_bad = set(fids[:7]), set(fids[100:112])
+    engines = {"ivr": ScriptedEngine("ivr", permanent=ivr_bad), "llm1": ScriptedEngine("llm1", permanent=llm1_bad)}
+    with RunningTracker(s), ThreadedWorkers(s, list(STAGES), engines):
+        submit(s, batch_start(202, 1000))
+        row = wait_status(db_engine, 202, timeout=240)
+    assert row["status"] == "Completed"
+    assert (row["completedFiles"], row["failedFiles"]) == (1000 - 19, 19)
+    done = {"denoise": 1000, "ivr": 993, "lid": 993, "stt": 993, "llm1": 981, "llm2": 981}
+    expected = sum(1 + d // 100 + 1 for d in done.values()) + 1 + 19
+    assert scalar(db_engine, "SELECT COUNT(*) FROM batchExecutionLog WHERE batchId = 202") == expected
+    errors = dict(scalar_rows(db_engine, "SELECT stage_name, COUNT(*) FROM processing_logs WHERE batch_id = '202' "
+                                         "AND status = 'failed' GROUP BY stage_name"))
+    assert errors == {"ivr": 7, "llm1": 12}
+    assert scalar(db_engine, "SELECT COUNT(*) FROM fileDistribution WHERE batchId = 202 AND status = 'Failed' "
+                             "AND error LIKE 'PermanentError: %'") == 19
+
+
+def test_replaying_every_topic_into_a_fresh_tracker_group_changes_nothing(settings: Settings,
+                                                                        db_engine: Engine) -> None:
+    engines = {"stt": ScriptedEngine("stt", permanent={events.file_id(301, "/calls/b301/call00003.wav")})}
+    with RunningTracker(settings), ThreadedWorkers(settings, list(STAGES), engines):
+        submit(settings, batch_start(301, 40, skip=["denoise"]))
+        wait_status(db_engine, 301)
+        control(settings, 301, "reaudit", fromStage="llm2")
+        time.sleep(1)
+        wait_status(db_engine, 301)
+    before = dump(db_engine)
+    with RunningTracker(settings, group=f"{settings.topic_prefix}-replay-{uuid.uuid4().hex[:6]}") as t:
+        time.sleep(3)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and t.consumer is not None:
+            time.sleep(1)
+            if _caught_up(t):
+                break
+    after = dump(db_engine)
+    assert before == after
+    assert len(before["processing_logs"]) > 0
+
+
+def _caught_up(t: Tracker) -> bool:
+    c = t.consumer
+    if c is None or not c.assignment():
+        return False
+    for tp in c.position(c.assignment()):
+        lo, hi = c.get_watermark_offsets(tp, timeout=5, cached=False)
+        if hi > 0 and (tp.offset < 0 and hi > lo or 0 <= tp.offset < hi):
+            return False
+    return True
+
+
+def test_invalid_batches_are_rejected_with_a_reason(settings: Settings, db_engine: Engine, tmp_path) -> None:
+    with RunningTracker(settings):
+        submit(settings, batch_start(401, 0))
+        submit(settings, batch_start(402, 3, skip=["lid"]))
+        submit(settings, batch_start(403, 3, skip=["karaoke"]))
+        submit(settings, {**batch_start(404, 0), "manifest": str(tmp_path / "missing.csv")})
+        submit(settings, batch_start(405, 2))
+        wait_status(db_engine, 405, ("InProgress",))
+        submit(settings, batch_start(405, 3))  # same id, different files
+        for b in (401, 402, 403, 404):
+            wait_status(db_engine, b, ("Rejected",))
+        time.sleep(2)
+    reasons = dict(scalar_rows(db_engine, "SELECT id, reason FROM batchStatus"))
+    assert "no files" in reasons[401]
+    assert "lid cannot be skipped" in reasons[402]
+    assert "unknown stage" in reasons[403] and "karaoke" in reasons[403]
+    assert "missing.csv" in reasons[404]
+    assert "different content" in reasons[405]
+    assert scalar(db_engine, "SELECT status FROM batchStatus WHERE id = 405") == "InProgress"
+    rejected = scalar_rows(db_engine, "SELECT batchId, details FROM batchExecutionLog WHERE eventType = 'batch_rejected'")
+    assert sorted(b for b, _ in rejected) == [401, 402, 403, 404, 405]
+    assert all(json.loads(d)["reason"] for _, d in rejected)
+
+
+def test_resume_after_losing_a_stage_topic_reprocesses_only_unfinished_files(settings: Settings,
+                                                                             db_engine: Engine) -> None:
+    """Half the files' llm2 events are lost with the topic; resume re-runs llm2 for exactly those."""
+    topics = Topics(settings.topic_prefix)
+    upstream = ["denoise", "ivr", "lid", "stt", "llm1"]
+    n = 60
+    first = ScriptedEngine("llm2", sleep_s=0.05, slow=True)
+    stage_calls = {s: ScriptedEngine(s) for s in upstream}
+    with RunningTracker(settings):
+        with ThreadedWorkers(settings, upstream, stage_calls):
+            submit(settings, batch_start(501, n))
+            deadline = time.monotonic() + 90
+            while scalar(db_engine, "SELECT SUM(llm1Done) FROM fileDistribution WHERE batchId = 501") != n:
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+        with ThreadedWorkers(settings, ["llm2"], {"llm2": first}):
+            deadline = time.monotonic() + 60
+            while (scalar(db_engine, "SELECT SUM(llm2Done) FROM fileDistribution WHERE batchId = 501") or 0) < n // 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        done_before = scalar(db_engine, "SELECT SUM(llm2Done) FROM fileDistribution WHERE batchId = 501")
+        assert n // 2 <= done_before < n
+        topic_settings = settings.model_copy(update={"topic_partitions": 3})
+        delete_topics(topic_settings, [topics.stage("llm2")])
+        time.sleep(2)
+        ensure_topics(topic_settings)
+        second = ScriptedEngine("llm2")
+        with ThreadedWorkers(settings, list(STAGES), {**stage_calls, "llm2": second}):
+            control(settings, 501, "resume")
+            row = wait_status(db_engine, 501, ("Completed",), timeout=120)
+    assert row["completedFiles"] == n
+    redone = set(second.calls)
+    assert len(redone) == n - done_before
+    assert redone.isdisjoint(f for f, c in first.calls.items() if c and f not in redone)
+    assert all(c == 1 for e in stage_calls.values() for c in e.calls.values()), "upstream stages must not re-run"
+    assert scalar(db_engine, "SELECT COUNT(*) FROM processing_logs WHERE batch_id = '501' AND stage_name = 'llm2' "
+                             "AND status = 'success'") == n
+    assert scalar(db_engine, "SELECT COUNT(*) FROM processing_logs WHERE batch_id = '501' AND stage_name = 'stt'") == n
+
+
+def test_reaudit_reruns_llm_stages_only_and_cancel_stops_work(settings: Settings, db_engine: Engine) -> None:
+    with RunningTracker(settings), ThreadedWorkers(settings, list(STAGES)):
+        submit(settings, batch_start(601, 10))
+        wait_status(db_engine, 601)
+        control(settings, 601, "reaudit", rules='{"rules": []}')
+        wait_status(db_engine, 601, ("InProgress",), timeout=30)
+        row = wait_status(db_engine, 601, ("Completed",))
+    assert row["llm1Status"] == "Completed"
+    runs = dict(scalar_rows(db_engine, "SELECT stage_name, COUNT(*) FROM processing_logs WHERE batch_id = '601' "
+                                       "AND status = 'success' GROUP BY stage_name"))
+    assert runs == {"denoise": 10, "ivr": 10, "lid": 10, "stt": 10, "llm1": 20, "llm2": 20}
+    assert scalar(db_engine, "SELECT COUNT(*) FROM batchExecutionLog WHERE batchId = 601 AND eventType = 'batch_complete'") == 2
+
+    slow = ScriptedEngine("lid", sleep_s=0.2, slow=True)
+    with RunningTracker(settings), ThreadedWorkers(settings, list(STAGES), {"lid": slow}):
+        submit(settings, batch_start(602, 40))
+        deadline = time.monotonic() + 60
+        while (scalar(db_engine, "SELECT SUM(lidDone) FROM fileDistribution WHERE batchId = 602") or 0) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        control(settings, 602, "cancel")
+        wait_status(db_engine, 602, ("Cancelled",), timeout=30)
+        time.sleep(3)
+        calls_after_cancel = len(slow.calls)
+        time.sleep(3)
+        assert len(slow.calls) == calls_after_cancel, "a cancelled batch must not keep the engine busy"
+    assert calls_after_cancel < 40
+    assert scalar(db_engine, "SELECT COUNT(*) FROM fileDistribution WHERE batchId = 602 AND status = 'Cancelled'") > 0
