@@ -45,7 +45,11 @@ T = TypeVar("T")
 
 
 class LlmOutputError(PermanentError):
-    """The model's reply stayed invalid for the schema after one re-ask."""
+    """The model's reply stayed invalid for the schema after one re-ask (tokens spent in `usage`)."""
+
+    def __init__(self, message: str, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage or Usage()
 
 
 class _Retryable(Exception):
@@ -194,7 +198,7 @@ class LlmClient:
                 return ChatResult(validate_json(reply2, schema), usage, model, attempts + more, reasked=True)
             except ValueError as second:
                 raise LlmOutputError(f"LLM {self.model} at {self.base_url} returned invalid output twice: "
-                                     f"{second}; reply starts {reply2[:200]!r}") from second
+                                     f"{second}; reply starts {reply2[:200]!r}", usage) from second
 
     async def _resolve_dialect(self) -> str:
         if self._dialect is None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cofi.engine import Engine, PermanentError, StageContext, StageOutput
-from cofi.llm_client import LlmClient, Usage
+from cofi.llm_client import ChatResult, LlmClient, LlmOutputError, Usage
 from cofi.questionnaire import Question, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.settings import Settings
 from services.llm1 import prompts
@@ -30,6 +30,11 @@ def stt_of(event: Mapping[str, Any]) -> Mapping[str, Any]:
     if not stt:
         raise PermanentError(f"file {event.get('file')}: llm1 needs the stt result, the event has none")
     return stt
+
+
+def unanswered(exc: LlmOutputError) -> dict[str, str]:
+    """An answer llm2 will score as unrecognised (needs review) instead of failing the whole file."""
+    return {"answer": "", "evidence": f"invalid LLM output: {exc}"[:prompts.EVIDENCE_MAX], "source": "llm"}
 
 
 def empty_answer(q: Question) -> str:
@@ -62,15 +67,26 @@ class Llm1Engine(Engine):
             for q in llm_questions:
                 answers[q.id] = {"answer": empty_answer(q), "evidence": "(empty transcript)", "source": "llm"}
         elif self.question_mode == "batch" and llm_questions:
-            res = self.client.chat_json(prompts.batch_messages(transcript, llm_questions),
-                                        prompts.batch_schema(llm_questions), name="answers")
-            usage.add(res.usage)
-            for q in llm_questions:
-                answers[q.id] = self._answer(q, res.data[q.id], transcript)
+            try:
+                res = self.client.chat_json(prompts.batch_messages(transcript, llm_questions),
+                                            prompts.batch_schema(llm_questions), name="answers")
+            except LlmOutputError as exc:
+                usage.add(exc.usage)
+                for q in llm_questions:
+                    answers[q.id] = unanswered(exc)
+            else:
+                usage.add(res.usage)
+                for q in llm_questions:
+                    answers[q.id] = self._answer(q, res.data[q.id], transcript)
         else:
             for q in llm_questions:
-                res = self.client.chat_json(prompts.question_messages(transcript, q), prompts.answer_schema(q),
-                                            name="answer")
+                try:
+                    res = self.client.chat_json(prompts.question_messages(transcript, q), prompts.answer_schema(q),
+                                                name="answer")
+                except LlmOutputError as exc:
+                    usage.add(exc.usage)
+                    answers[q.id] = unanswered(exc)
+                    continue
                 usage.add(res.usage)
                 answers[q.id] = self._answer(q, res.data, transcript)
         trade_checks = [self._check_trade(transcript, t, usage) for t in event.get("trades") or []]
@@ -97,9 +113,15 @@ class Llm1Engine(Engine):
         if not transcript:
             return {"tradeId": trade["tradeId"], "status": "not_mentioned", "evidence": "(empty transcript)",
                     "mismatches": []}
-        res = self.client.chat_json(prompts.trade_messages(transcript, trade), prompts.trade_schema(), name="trade")
-        usage.add(res.usage)
         facts = trade_facts(transcript, trade)
+        try:
+            res = self.client.chat_json(prompts.trade_messages(transcript, trade), prompts.trade_schema(),
+                                        name="trade")
+        except LlmOutputError as exc:  # the facts alone still decide
+            usage.add(exc.usage)
+            log.warning("trade %s: %s; using the transcript facts only", trade["tradeId"], exc)
+            res = ChatResult({"status": "not_mentioned", "evidence": "", "mismatches": []})
+        usage.add(res.usage)
         status, mismatches = combine(str(res.data["status"]), list(res.data["mismatches"]), facts)
         quote = str(res.data["evidence"])
         return {"tradeId": trade["tradeId"], "status": status, "mismatches": mismatches,

@@ -50,7 +50,7 @@ def raw_answers(q: Questionnaire, event: Mapping[str, Any]) -> tuple[dict[str, s
 class Llm2Engine(Engine):
     stage = "llm2"
     name = "rules"
-    slow = False  # deterministic unless a batch has llm rules
+    # stays `slow` (small micro-batches): a batch's `llm` rules make each file an LLM call
 
     def __init__(self, settings: Settings, client: LlmClient | None = None) -> None:
         self.settings = settings
