@@ -105,6 +105,8 @@ def evaluate(view: BatchView, agg: Aggregates, progress_interval: int) -> BatchU
         if complete and old not in (COMPLETED, FAILED):
             logs.append(LogRow(b, stage, "stage_complete", f"{b}:{stage}:stage_complete:r{r}",
                                details=_details(done=done, failed=failed, reached=can_reach)))
+        if cancelled and old in (COMPLETED, FAILED):
+            new = old  # a cancel stops what is left; it does not undo finished stages
         statuses[stage] = new
         previous_complete = complete
         all_complete = all_complete and complete

@@ -81,6 +81,10 @@ class Recovery:
                                              "rules": control.get("rules") is not None}))
         if action == "cancel":
             store.save_batch_config(conn, batch_id, batch.config)
+            if batch.status in ("Completed", "Failed"):
+                log_row.details = json.dumps({"ignored": f"batch already {batch.status}"})
+                store.insert_exec_logs(conn, [log_row])
+                return []
             store.set_batch_fields(conn, batch_id, status="Cancelled")
             store.cancel_files(conn, batch_id)
             store.insert_exec_logs(conn, [log_row])

@@ -71,6 +71,8 @@ class Tracker:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.progress_cache: dict[tuple[int, int], dict[str, int]] = {}
+        self.consumed_total = 0
+        self.last_message_at = time.monotonic()
         self.intake = Intake(settings, self.codec, self.topics, self.group)
         self.recovery = Recovery(settings, self.codec, self.topics, self.group)
         self.webhooks = WebhookSender(self.db)
@@ -143,6 +145,8 @@ class Tracker:
         msgs = [m for m in self.consumer.consume(max_messages, timeout) if self._usable(m)]
         if not msgs:
             return 0
+        self.consumed_total += len(msgs)
+        self.last_message_at = time.monotonic()
         decoded = [self._decode(m) for m in msgs]
         try:
             started = time.monotonic()
