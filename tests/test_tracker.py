@@ -15,7 +15,6 @@ from sqlalchemy import Engine, text
 from cofi import events
 from cofi.admin import delete_topics, ensure_topics
 from cofi.codec import get_codec
-from cofi.db import make_engine
 from cofi.monitoring import ALL_QUERIES, run_all
 from cofi.settings import Settings
 from cofi.topics import STAGES, Topics
