@@ -11,11 +11,17 @@ prefix (`t<random>`, every topic created with 3 partitions), both removed afterw
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -27,6 +33,8 @@ from cofi.settings import Settings
 LOCAL_KAFKA = "localhost:9092"
 LOCAL_DATABASE = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
 TEST_PARTITIONS = 3
+REPO = Path(__file__).resolve().parents[1]
+LLM_READY_TIMEOUT_S = 300.0
 
 
 def _kafka_answers(bootstrap: str, timeout_s: float = 5.0) -> str | None:
@@ -189,3 +197,45 @@ def settings(kafka_bootstrap: str, db_url: str, topic_prefix: str, tmp_path: Pat
         max_poll_interval_ms=60_000,
         transaction_timeout_ms=30_000,
     )
+
+
+# --- the local LLM server (llama.cpp + Gemma 3 270M), shared by the LLM and end-to-end tests ---
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[str]:
+    """Base URL (…/v1) of a real `python -m services.llm1.server` on a free port; stopped after the session."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install -e '.[llm]')")
+    base = f"http://127.0.0.1:{_free_port()}/v1"
+    env = {**os.environ, "LLM_BASE_URL": base, "LLM_SERVER_THREADS": os.environ.get("LLM_SERVER_THREADS", "2")}
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cofi-llm-server-{os.getpid()}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "services.llm1.server"], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + LLM_READY_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llm server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llm server not ready after {LLM_READY_TIMEOUT_S:.0f}s: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
