@@ -1,0 +1,58 @@
+# cofi: local servers, services and tests. Everything lives under .local/ (ignored by git).
+#   make test      installs what is missing (scripts/bootstrap.sh), starts Kafka + MariaDB, runs pytest
+#   make up/down   whole pipeline on this machine; make status shows what runs
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# bootstrap and the servers share .local/ and apt/Maven: never run recipes in parallel.
+.NOTPARALLEL:
+
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+export KAFKA_BOOTSTRAP_SERVERS ?= localhost:9092
+export DATABASE_URL ?= mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi
+
+.PHONY: help bootstrap servers up down test test-all demo lint status
+
+help:
+	@echo "make bootstrap   install Debian packages, .venv (pip install -e '.[all,dev]'), Kafka jars"
+	@echo "make servers     start Kafka (localhost:9092) and MariaDB (127.0.0.1:3306) from .local/"
+	@echo "make up          servers + python -m cofi.admin init (topics, migrations) + all services"
+	@echo "make down        stop the services, then Kafka and MariaDB"
+	@echo "make test        bootstrap + servers + pytest -q        (PYTEST_ARGS=... to pass more)"
+	@echo "make test-all    same, including slow tests (-m \"\")"
+	@echo "make demo        bootstrap + up + python -m cofi.demo"
+	@echo "make lint        ruff check ."
+	@echo "make status      what runs"
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+servers:
+	bash scripts/mariadb.sh start
+	bash scripts/kafka.sh start
+
+up: servers
+	$(PY) -m cofi.admin init
+	bash scripts/services.sh start
+
+down:
+	bash scripts/services.sh stop
+	bash scripts/kafka.sh stop
+	bash scripts/mariadb.sh stop
+
+test: bootstrap servers
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-all: bootstrap servers
+	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+
+demo: bootstrap up
+	$(PY) -m cofi.demo
+
+lint:
+	@if [ -x .venv/bin/ruff ]; then .venv/bin/ruff check .; else ruff check .; fi
+
+status:
+	@bash scripts/kafka.sh status || true
+	@bash scripts/mariadb.sh status || true
+	@bash scripts/services.sh status || true

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Runs the cofi services as background processes on this machine.
+#
+#   scripts/services.sh start   [names...]   # skips running ones, (re)starts missing or dead ones
+#   scripts/services.sh stop    [names...]   # SIGTERM (the workers drain and commit), SIGKILL after 20 s
+#   scripts/services.sh restart [names...]
+#   scripts/services.sh status  [names...]   # exit 0 when all named ones run, 3 otherwise
+#
+# Names (default: all, or the space-separated list in $COFI_SERVICES):
+#   tracker denoise ivr lid stt llm1 llm2   .venv/bin/python -m services.<name>, METRICS_PORT 9100..9106
+#   denoise-server                          .venv/bin/python -m services.denoise.server
+#   llm-server                              .venv/bin/python -m services.llm1.server
+# Each one: pid in .local/run/<name>.pid, stdout+stderr appended to .local/log/<name>.log,
+# in its own session/process group (stop signals the whole group, so helper processes go too).
+# Other settings (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, ...) come from the caller's environment.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="$ROOT/.local/run"
+LOGDIR="$ROOT/.local/log"
+PY="$ROOT/.venv/bin/python"
+STOP_TIMEOUT="${SERVICES_STOP_TIMEOUT:-20}"
+
+ALL="tracker denoise ivr lid stt llm1 llm2 denoise-server llm-server"
+
+module_of() {
+    case "$1" in
+        tracker | denoise | ivr | lid | stt | llm1 | llm2) echo "services.$1" ;;
+        denoise-server) echo "services.denoise.server" ;;
+        llm-server) echo "services.llm1.server" ;;
+        *) return 1 ;;
+    esac
+}
+
+metrics_port_of() {
+    case "$1" in
+        tracker) echo 9100 ;; denoise) echo 9101 ;; ivr) echo 9102 ;; lid) echo 9103 ;;
+        stt) echo 9104 ;; llm1) echo 9105 ;; llm2) echo 9106 ;;
+        *) echo "" ;;
+    esac
+}
+
+# Run "$@" as the leader of a new session/process group, keeping this (sub)shell's pid:
+# setsid(1) only forks when the caller already leads its process group (job control on),
+# and in that case no new session is needed for group signalling anyway.
+exec_detached() {
+    local stat
+    stat=$(cat "/proc/$BASHPID/stat")
+    stat=${stat##*) }
+    if [ "$(echo "$stat" | cut -d' ' -f3)" = "$BASHPID" ]; then exec "$@"; else exec setsid "$@"; fi
+}
+
+say() { printf 'services: %s\n' "$*"; }
+die() { printf 'services: ERROR: %s\n' "$*" >&2; exit 1; }
+
+pidfile() { echo "$RUN/$1.pid"; }
+read_pid() { [ -f "$(pidfile "$1")" ] && tr -dc '0-9' <"$(pidfile "$1")" || true; }
+
+# pid of service $1 if it is alive and really is that service (not a reused pid), else nothing.
+live_pid() {
+    local pid cmd mod
+    pid=$(read_pid "$1")
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    mod=$(module_of "$1")
+    cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+    [[ " $cmd " == *" -m $mod "* ]] && echo "$pid"
+    return 0
+}
+
+start_one() {
+    local name="$1" pid mod mport
+    mod=$(module_of "$name")
+    pid=$(live_pid "$name")
+    if [ -n "$pid" ]; then
+        say "$name already running (pid $pid)"
+        return 0
+    fi
+    [ -f "$(pidfile "$name")" ] && say "$name: pid file was stale (process gone), restarting"
+    mport=$(metrics_port_of "$name")
+    printf '\n===== %s scripts/services.sh start %s =====\n' "$(date '+%F %T')" "$name" >>"$LOGDIR/$name.log"
+    (
+        cd "$ROOT"
+        if [ -n "$mport" ]; then export METRICS_PORT="$mport"; else unset METRICS_PORT; fi
+        export PYTHONUNBUFFERED=1 COFI_SERVICE_NAME="$name"
+        exec_detached "$PY" -m "$mod" >>"$LOGDIR/$name.log" 2>&1 </dev/null
+    ) &
+    pid=$!
+    echo "$pid" >"$(pidfile "$name")"
+    STARTED+=("$name:$pid")
+    say "$name started (pid $pid${mport:+, METRICS_PORT=$mport}, log .local/log/$name.log)"
+}
+
+cmd_start() {
+    [ -x "$PY" ] || die "$PY not found: run scripts/bootstrap.sh (make bootstrap) first"
+    mkdir -p "$RUN" "$LOGDIR"
+    STARTED=()
+    local n
+    for n in "$@"; do start_one "$n"; done
+    [ ${#STARTED[@]} -gt 0 ] || return 0
+    # A service that dies at once (import error, bad setting) is reported here, not discovered later.
+    sleep "${SERVICES_START_GRACE:-2}"
+    local failed=0 entry name pid
+    for entry in "${STARTED[@]}"; do
+        name=${entry%%:*} pid=${entry#*:}
+        if ! kill -0 "$pid" 2>/dev/null; then
+            failed=1
+            rm -f "$(pidfile "$name")"
+            say "$name (pid $pid) exited right after start; last lines of .local/log/$name.log:" >&2
+            tail -n 20 "$LOGDIR/$name.log" | sed 's/^/    /' >&2 || true
+        fi
+    done
+    [ $failed = 0 ] || die "some services did not stay up"
+}
+
+cmd_stop() {
+    local n pid pids=() names=()
+    for n in "$@"; do
+        pid=$(live_pid "$n")
+        if [ -z "$pid" ]; then
+            rm -f "$(pidfile "$n")"
+            continue
+        fi
+        # The service is its own process-group leader (setsid): signal the group.
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        pids+=("$pid") names+=("$n")
+        say "$n: SIGTERM sent (pid $pid)"
+    done
+    [ ${#pids[@]} -gt 0 ] || { say "nothing running among: $*"; return 0; }
+    local deadline=$((SECONDS + STOP_TIMEOUT)) alive i
+    while :; do
+        alive=0
+        for i in "${!pids[@]}"; do kill -0 "${pids[$i]}" 2>/dev/null && alive=1; done
+        [ $alive = 1 ] || break
+        if [ $SECONDS -ge $deadline ]; then
+            for i in "${!pids[@]}"; do
+                if kill -0 "${pids[$i]}" 2>/dev/null; then
+                    say "${names[$i]} still alive after ${STOP_TIMEOUT}s: SIGKILL"
+                    kill -KILL -- "-${pids[$i]}" 2>/dev/null || kill -KILL "${pids[$i]}" 2>/dev/null || true
+                fi
+            done
+            break
+        fi
+        sleep 0.2
+    done
+    for n in "${names[@]}"; do rm -f "$(pidfile "$n")"; done
+    say "stopped: ${names[*]}"
+}
+
+cmd_status() {
+    local n pid mport rc=0
+    for n in "$@"; do
+        pid=$(live_pid "$n")
+        if [ -n "$pid" ]; then
+            mport=$(metrics_port_of "$n")
+            printf '  %-15s running  pid %-7s %s\n' "$n" "$pid" "${mport:+metrics :$mport}"
+        elif [ -f "$(pidfile "$n")" ]; then
+            printf '  %-15s DEAD     (stale pid file; see .local/log/%s.log)\n' "$n" "$n"
+            rc=3
+        else
+            printf '  %-15s stopped\n' "$n"
+            rc=3
+        fi
+    done
+    return $rc
+}
+
+action="${1:-}"
+[ $# -gt 0 ] && shift
+names=("$@")
+[ ${#names[@]} -gt 0 ] || read -r -a names <<<"${COFI_SERVICES:-$ALL}"
+for n in "${names[@]}"; do
+    module_of "$n" >/dev/null || die "unknown service '$n' (known: $ALL)"
+done
+
+case "$action" in
+    start) cmd_start "${names[@]}" ;;
+    stop) cmd_stop "${names[@]}" ;;
+    restart) cmd_stop "${names[@]}"; cmd_start "${names[@]}" ;;
+    status) cmd_status "${names[@]}" ;;
+    *) echo "usage: $0 {start|stop|status|restart} [names...]" >&2; exit 2 ;;
+esac
