@@ -19,19 +19,23 @@
 # Listeners: PLAINTEXT on 127.0.0.1:${KAFKA_PORT:-9092} (clients use localhost:9092),
 # CONTROLLER on 127.0.0.1:${KAFKA_CONTROLLER_PORT:-9093}.
 # Environment knobs: KAFKA_HEAP_OPTS (default -Xms256m -Xmx512m), KAFKA_JVM_OPTS, KAFKA_OPTS,
-# KAFKA_START_TIMEOUT, KAFKA_STOP_TIMEOUT, KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_ADVERTISED_HOST.
+# KAFKA_START_TIMEOUT, KAFKA_STOP_TIMEOUT, KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_ADVERTISED_HOST, KAFKA_DIR.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 POM="$ROOT/infra/kafka/pom.xml"
-BASE="$ROOT/.local/kafka"
-LIBS="$BASE/libs"
+# KAFKA_DIR: a second, private broker (config, data, pid, log under that folder; tests of broker
+# faults use it on other ports). The jars are shared with the default instance.
+BASE="${KAFKA_DIR:-$ROOT/.local/kafka}"
+LIBS="$ROOT/.local/kafka/libs"
 DATA="$BASE/data"
 PROPS="$BASE/server.properties"
 LOG4J="$BASE/log4j2.properties"
 CLUSTER_ID_FILE="$BASE/cluster.id"
-RUN="$ROOT/.local/run"
-LOGDIR="$ROOT/.local/log"
+RUN="${KAFKA_DIR:+$BASE/run}"
+RUN="${RUN:-$ROOT/.local/run}"
+LOGDIR="${KAFKA_DIR:+$BASE/log}"
+LOGDIR="${LOGDIR:-$ROOT/.local/log}"
 PIDFILE="$RUN/kafka.pid"
 LOG="$LOGDIR/kafka.log"
 MVN_LOG="$LOGDIR/kafka-maven.log"
@@ -99,8 +103,8 @@ install_jars() {
     if jars_ok; then return 0; fi
     command -v mvn >/dev/null 2>&1 ||
         die "mvn (Maven) not found; it fetches the Kafka jars: apt-get install -y maven (or run scripts/bootstrap.sh)"
-    mkdir -p "$BASE" "$LOGDIR"
-    local tmp="$BASE/libs.tmp.$$"
+    mkdir -p "$(dirname "$LIBS")" "$LOGDIR"
+    local tmp="$LIBS.tmp.$$"
     rm -rf "$tmp"
     say "fetching Kafka jars with Maven (pom $POM) ..."
     local t0=$SECONDS

@@ -24,11 +24,15 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BASE="$ROOT/.local/mariadb"
+# MARIADB_DIR: a second, private server (config, datadir, socket, pid, log under that folder;
+# tests of database faults use it on another MARIADB_PORT).
+BASE="${MARIADB_DIR:-$ROOT/.local/mariadb}"
 DATA="$BASE/data"
 CNF="$BASE/my.cnf"
-RUN="$ROOT/.local/run"
-LOGDIR="$ROOT/.local/log"
+RUN="${MARIADB_DIR:+$BASE/run}"
+RUN="${RUN:-$ROOT/.local/run}"
+LOGDIR="${MARIADB_DIR:+$BASE/log}"
+LOGDIR="${LOGDIR:-$ROOT/.local/log}"
 PIDFILE="$RUN/mariadb.pid"
 LOG="$LOGDIR/mariadb.log"
 SOCK="$RUN/mariadb.sock"
@@ -56,7 +60,7 @@ die() { printf 'mariadb: ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Unix socket paths are limited to 107 bytes; a deep checkout falls back to /tmp.
 if [ "${#SOCK}" -gt 100 ]; then
-    SOCK="/tmp/cofi-mariadb-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12).sock"
+    SOCK="/tmp/cofi-mariadb-$(printf '%s' "${MARIADB_DIR:-$ROOT}" | sha256sum | cut -c1-12).sock"
 fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
