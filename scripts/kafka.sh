@@ -108,7 +108,9 @@ install_jars() {
     rm -rf "$tmp"
     say "fetching Kafka jars with Maven (pom $POM) ..."
     local t0=$SECONDS
-    if ! mvn -q -B -f "$POM" dependency:copy-dependencies \
+    # Fully qualified goal: no plugin-prefix lookup; the version matches the pom's pluginManagement.
+    if ! mvn -q -B -Dstyle.color=never -f "$POM" \
+            org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
             -DoutputDirectory="$tmp" -DincludeScope=runtime >"$MVN_LOG" 2>&1; then
         rm -rf "$tmp"
         tail -n 30 "$MVN_LOG" >&2
@@ -231,23 +233,41 @@ ready() {
     fi
 }
 
+# Returns 0 when ready, 2 when the JVM died because a port was still held (kill -9 of the previous
+# broker can leave the controller port briefly unbindable: worth another try); exits otherwise.
 wait_ready() {
-    local pid="$1" since="$2" deadline=$((SECONDS + START_TIMEOUT))
+    local pid="$1" since="$2" deadline="$3"
     while :; do
         if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$PIDFILE"
+            if tail -c +"$((since + 1))" "$LOG" | grep -q 'Address already in use' && [ $SECONDS -lt "$deadline" ]; then
+                return 2
+            fi
             say "the broker (pid $pid) exited during start-up; last lines of $LOG:" >&2
             tail -n 40 "$LOG" >&2 || true
-            rm -f "$PIDFILE"
             exit 1
         fi
         ready "$since" && return 0
-        if [ $SECONDS -ge $deadline ]; then
+        if [ $SECONDS -ge "$deadline" ]; then
             say "not ready after ${START_TIMEOUT}s (pid $pid still alive); last lines of $LOG:" >&2
             tail -n 40 "$LOG" >&2 || true
             exit 1
         fi
         sleep 0.5
     done
+}
+
+launch() {
+    printf '\n===== %s scripts/kafka.sh start =====\n' "$(date '+%F %T')" >>"$LOG"
+    LAUNCH_SINCE=$(stat -c %s "$LOG")
+    local heap="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+    local jvm="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}"
+    # shellcheck disable=SC2086  # word splitting of the option strings is intended
+    (exec_detached java $heap $jvm ${KAFKA_OPTS:-} \
+        -Dlog4j2.configurationFile="$LOG4J" -Dkafka.logs.dir="$LOGDIR" \
+        -cp "$(classpath)" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null 9>&-) &
+    LAUNCH_PID=$!
+    echo "$LAUNCH_PID" >"$PIDFILE"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +289,7 @@ cmd_start() {
             return 0
         fi
         say "pid $pid is starting; waiting for it"
-        wait_ready "$pid" 0
+        wait_ready "$pid" 0 $((SECONDS + START_TIMEOUT)) || { tail -n 40 "$LOG" >&2; die "pid $pid died while starting"; }
         say "ready (pid $pid, localhost:$PORT)"
         return 0
     fi
@@ -295,19 +315,17 @@ cmd_start() {
     write_config
     format_storage
 
-    local since
-    printf '\n===== %s scripts/kafka.sh start =====\n' "$(date '+%F %T')" >>"$LOG"
-    since=$(stat -c %s "$LOG")
-    local heap="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
-    local jvm="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}"
-    # shellcheck disable=SC2086  # word splitting of the option strings is intended
-    (exec_detached java $heap $jvm ${KAFKA_OPTS:-} \
-        -Dlog4j2.configurationFile="$LOG4J" -Dkafka.logs.dir="$LOGDIR" \
-        -cp "$(classpath)" kafka.Kafka "$PROPS" >>"$LOG" 2>&1 </dev/null 9>&-) &
-    pid=$!
-    echo "$pid" >"$PIDFILE"
-    say "started pid $pid; waiting for the broker (timeout ${START_TIMEOUT}s, check: $([ $USE_PY = 1 ] && echo 'metadata via confluent_kafka' || echo 'port + log'))"
-    wait_ready "$pid" "$since"
+    local deadline=$((SECONDS + START_TIMEOUT)) rc
+    while :; do
+        launch
+        pid=$LAUNCH_PID
+        say "started pid $pid; waiting for the broker (timeout ${START_TIMEOUT}s, check: $([ $USE_PY = 1 ] && echo 'metadata via confluent_kafka' || echo 'port + log'))"
+        rc=0
+        wait_ready "$pid" "$LAUNCH_SINCE" "$deadline" || rc=$?
+        [ $rc = 2 ] || break
+        say "a port was still in use (lingering sockets of a killed broker?); retrying in 3 s"
+        sleep 3
+    done
     say "ready on localhost:$PORT (pid $pid, $((SECONDS - t0)) s)"
 }
 

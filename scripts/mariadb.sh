@@ -131,6 +131,8 @@ log-error = $LOG
 tmpdir = $BASE/tmp
 port = $PORT
 bind-address = 127.0.0.1
+# after a kill -9 the port can stay unbindable for a moment: retry instead of failing
+port-open-timeout = 30
 skip-name-resolve
 character-set-server = utf8mb4
 collation-server = utf8mb4_unicode_ci
