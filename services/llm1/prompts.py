@@ -32,18 +32,19 @@ def cut_transcript(text: str, max_chars: int) -> str:
     return text[:head] + "\n[...]\n" + text[-(max_chars - head):]
 
 
-def _evidence() -> dict[str, Any]:
-    return {"type": "string", "maxLength": EVIDENCE_MAX}
+def _evidence(max_len: int = EVIDENCE_MAX) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_len}
 
 
-def answer_schema(q: Question) -> dict[str, Any]:
+def answer_schema(q: Question, evidence_max: int = EVIDENCE_MAX) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": ["answer", "evidence"],
-            "properties": {"answer": {"type": "string", "enum": list(q.options)}, "evidence": _evidence()}}
+            "properties": {"answer": {"type": "string", "enum": list(q.options)}, "evidence": _evidence(evidence_max)}}
 
 
 def batch_schema(questions: Sequence[Question]) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": [q.id for q in questions],
-            "properties": {q.id: answer_schema(q) for q in questions}}
+            # shorter quotes: one reply holds them all, and generation is the slow part
+            "properties": {q.id: answer_schema(q, EVIDENCE_MAX // 2) for q in questions}}
 
 
 def _question_line(q: Question) -> str:
