@@ -59,7 +59,8 @@ class Llm1Engine(Engine):
         except QuestionnaireError as exc:
             raise PermanentError(f"file {event.get('file')}: bad questionnaire in event: {exc}") from exc
         stt = stt_of(event)
-        transcript = prompts.cut_transcript(str(stt.get("text") or ""), self.settings.llm_max_transcript_chars)
+        full_text = str(stt.get("text") or "")
+        transcript = prompts.cut_transcript(full_text, self.settings.llm_max_transcript_chars)
         usage = Usage()
         answers: dict[str, dict[str, str]] = {}
         llm_questions = questionnaire.by_type("llm")
@@ -89,7 +90,7 @@ class Llm1Engine(Engine):
                     continue
                 usage.add(res.usage)
                 answers[q.id] = self._answer(q, res.data, transcript)
-        trade_checks = [self._check_trade(transcript, t, usage) for t in event.get("trades") or []]
+        trade_checks = [self._check_trade(transcript, full_text, t, usage) for t in event.get("trades") or []]
         for q in questionnaire.by_type("speech"):
             a, ev = speech_answer(q, stt.get("speech"))
             answers[q.id] = {"answer": a, "evidence": ev, "source": "speech"}
@@ -109,11 +110,12 @@ class Llm1Engine(Engine):
         return {"answer": str(data["answer"]), "evidence": evidence_for(str(data.get("evidence", "")), transcript,
                                                                         f"{q.text} {q.hint}"), "source": "llm"}
 
-    def _check_trade(self, transcript: str, trade: Mapping[str, Any], usage: Usage) -> dict[str, Any]:
+    def _check_trade(self, transcript: str, full_text: str, trade: Mapping[str, Any], usage: Usage) -> dict[str, Any]:
+        """LLM verdict over the (cut) transcript, cross-checked with facts from the full one."""
         if not transcript:
             return {"tradeId": trade["tradeId"], "status": "not_mentioned", "evidence": "(empty transcript)",
                     "mismatches": []}
-        facts = trade_facts(transcript, trade)
+        facts = trade_facts(full_text, trade)
         try:
             res = self.client.chat_json(prompts.trade_messages(transcript, trade), prompts.trade_schema(),
                                         name="trade")
@@ -125,7 +127,7 @@ class Llm1Engine(Engine):
         status, mismatches = combine(str(res.data["status"]), list(res.data["mismatches"]), facts)
         quote = str(res.data["evidence"])
         return {"tradeId": trade["tradeId"], "status": status, "mismatches": mismatches,
-                "evidence": quote[:prompts.EVIDENCE_MAX] if grounded(quote, transcript) else facts.evidence}
+                "evidence": quote[:prompts.EVIDENCE_MAX] if grounded(quote, full_text) else facts.evidence}
 
     def close(self) -> None:
         self.client.close()
