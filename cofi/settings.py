@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "localhost:9092"
     topic_prefix: str = Field("cofi", description="topics are <prefix>.stage.<name> etc.; tests use their own")
     topic_partitions: int = 6
+    kafka_connect_timeout_s: float = Field(30.0, description="how long a service waits for the broker before it says so and retries")
     topic_replication: int = 1
     database_url: str = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
     artifact_root: Path = Path(".local/artifacts")

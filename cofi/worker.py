@@ -102,7 +102,7 @@ class StageWorker:
         while not self.stopping.is_set():
             try:
                 producer = Producer(producer_config(self.settings, self.transactional_id))
-                producer.init_transactions(30)
+                producer.init_transactions(self.settings.kafka_connect_timeout_s)
                 self.producer = producer
                 break
             except KafkaException as exc:

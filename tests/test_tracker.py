@@ -273,3 +273,35 @@ def test_reaudit_reruns_llm_stages_only_and_cancel_stops_work(settings: Settings
     assert row["completedFiles"] == 40
     row601 = wait_status(db_engine, 601)
     assert row601["status"] == "Completed" and all(row601[f"{s}Status"] == "Completed" for s in STAGES)
+
+
+def test_batch_completion_calls_the_webhook_once(settings: Settings, db_engine: Engine) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/done"
+        with RunningTracker(settings), ThreadedWorkers(settings, list(STAGES)):
+            submit(settings, batch_start(701, 12, callback=url))
+            wait_status(db_engine, 701)
+            deadline = time.monotonic() + 20
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
+    finally:
+        server.shutdown()
+    assert received == [{"batchId": 701, "status": "Completed", "completedFiles": 12, "failedFiles": 0,
+                         "totalFiles": 12}]
+    assert scalar(db_engine, "SELECT status FROM webhookOutbox WHERE batchId = 701") == "sent"

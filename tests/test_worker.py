@@ -217,3 +217,15 @@ def test_metrics_endpoint_shows_counters_and_health(settings: Settings) -> None:
     assert value(r'cofi_stage_inflight\{stage="lid"\}') == 0
     assert re.search(r'cofi_consumer_lag\{partition="\d",stage="lid",topic="' + re.escape(topics.stage("lid")) + r'"\} 0', text)
     assert health.status_code == 200 and health.json()["ok"] is True
+
+
+def test_worker_that_cannot_reach_kafka_says_so_retries_and_stops_cleanly(settings: Settings, caplog) -> None:
+    dead = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1", "kafka_connect_timeout_s": 1.0})
+    with caplog.at_level("ERROR", logger="cofi.worker"), ThreadedWorkers(dead, ["lid"]) as tw:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len([r for r in caplog.records if "cannot reach Kafka" in r.message]) < 2:
+            time.sleep(0.2)
+    messages = [r.message for r in caplog.records if "cannot reach Kafka" in r.message]
+    assert len(messages) >= 2, "it must keep retrying"
+    assert "127.0.0.1:1" in messages[0] and "retrying in" in messages[0]
+    assert not tw.threads[0].is_alive(), "stop must end the retry loop"

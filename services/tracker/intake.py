@@ -18,7 +18,7 @@ from cofi.codec import Codec
 from cofi.manifest import ManifestError, read_manifest
 from cofi.settings import Settings
 from cofi.topics import STAGES, Topics, UnknownStageError, first_stage, stage_plan
-from cofi.trades import map_trades
+from cofi.trades import TradeFileError, map_trades
 from services.tracker import store
 from services.tracker.emit import Emission, emission
 from services.tracker.progress import LogRow
@@ -69,7 +69,11 @@ class Intake:
             touched.add(batch_id)
             log.info("tracker: batch %s re-submitted: resuming unfinished files", batch_id)
             return resume_files(conn, self.codec, self.topics, existing, bump=seen is None)
-        return self._create(conn, start, files, plan, digest, touched)
+        try:
+            return self._create(conn, start, files, plan, digest, touched)
+        except TradeFileError as exc:
+            self._reject(conn, start, None, f"trades: {exc}")
+            return []
 
     def _expand(self, start: dict[str, Any]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
         try:

@@ -97,7 +97,7 @@ class Tracker:
         while not self.stopping.is_set():
             try:
                 producer = Producer(producer_config(self.settings, txn_id))
-                producer.init_transactions(30)
+                producer.init_transactions(self.settings.kafka_connect_timeout_s)
                 self.producer = producer
                 break
             except KafkaException as exc:
