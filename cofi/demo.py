@@ -11,6 +11,7 @@ import argparse
 import csv
 import re
 import sys
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -58,23 +59,22 @@ def _health(port: int, timeout_s: float = 3.0) -> str | None:
         return str(getattr(exc, "reason", exc))
 
 
-def check_services(settings: Settings, plan: list[str], console: Console) -> None:
-    """The tracker must answer; a needed stage that does not listen at all is an error too."""
-    tracker_port = settings.metrics_port_for("tracker")
-    why = _health(tracker_port)
-    if why is not None:
-        raise CliError(f"the tracker does not answer on http://127.0.0.1:{tracker_port}/healthz ({why}): "
-                       "start the pipeline with `make up` (and see `make status`)", EXIT_UNREACHABLE)
-    down = []
-    for stage in plan:
-        why = _health(STAGE_METRICS_PORTS[stage])
-        if why is not None and not why.startswith("HTTP"):
-            down.append(f"{stage} (:{STAGE_METRICS_PORTS[stage]}: {why})")
-        elif why is not None:
-            console.print(f"[yellow]note:[/] {stage} answers {why} on /healthz (still starting?)")
-    if down:
-        raise CliError(f"stage services not running: {', '.join(down)}; start them with `make up` "
-                       "(logs in .local/log/)", EXIT_UNREACHABLE)
+def check_services(settings: Settings, plan: list[str], console: Console, wait_s: float = 240.0) -> None:
+    """The tracker and every needed stage must answer /healthz; services that were just started
+    load their models first, so wait for them (up to `wait_s`) and say which ones we wait for."""
+    ports = {"tracker": settings.metrics_port_for("tracker"), **{s: STAGE_METRICS_PORTS[s] for s in plan}}
+    deadline = time.monotonic() + wait_s
+    with console.status("waiting for the services to answer /healthz ...") as spinner:
+        while True:
+            down = {name: why for name, port in ports.items() if (why := _health(port)) is not None}
+            if not down:
+                return
+            if time.monotonic() > deadline:
+                listing = ", ".join(f"{n} (:{ports[n]}: {w})" for n, w in down.items())
+                raise CliError(f"services not answering after {wait_s:.0f}s: {listing}; start them with "
+                               "`make up` (logs in .local/log/, `make status`)", EXIT_UNREACHABLE)
+            spinner.update(f"waiting for {', '.join(down)} to answer /healthz (loading models?) ...")
+            time.sleep(2)
 
 
 def write_trades(calls: list[synth.CallTruth], path: Path) -> int:
@@ -117,9 +117,9 @@ def results_table(settings: Settings, batch_id: int) -> Table:
 
 
 def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list[str], start_timeout: float,
-        stall_timeout: float, console: Console) -> int:
+        stall_timeout: float, console: Console, services_wait: float = 240.0) -> int:
     plan = stage_plan(skip)
-    check_services(settings, plan, console)
+    check_services(settings, plan, console, wait_s=services_wait)
     batch_id = new_batch_id()
     out = out_root / str(batch_id)
     with console.status(f"synthesizing {calls} calls into {out} (espeak-ng) ..."):
@@ -153,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="optional stages to leave out, e.g. denoise,llm1")
     parser.add_argument("--start-timeout", type=float, default=60.0,
                         help="seconds for the tracker to take the batch in")
+    parser.add_argument("--services-wait", type=float, default=240.0,
+                        help="seconds to wait for freshly started services to load their models and answer")
     parser.add_argument("--stall-timeout", type=float, default=900.0,
                         help="give up when no file progressed for this many seconds")
     args = parser.parse_args(argv)
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(get_settings(), calls=args.calls, seed=args.seed, out_root=args.out,
                    skip=[s for s in args.skip.split(",") if s.strip()], start_timeout=args.start_timeout,
-                   stall_timeout=args.stall_timeout, console=console)
+                   stall_timeout=args.stall_timeout, console=console, services_wait=args.services_wait)
     except CliError as exc:
         return _fail(str(exc), exc.code)
     except KafkaUnavailable as exc:

@@ -64,6 +64,8 @@ live_pid() {
     mod=$(module_of "$1")
     cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
     [[ " $cmd " == *" -m $mod "* ]] && echo "$pid"
+    # the llm-server launcher execs llama.cpp's server in place (same pid, new command line)
+    [[ "$1" == llm-server && " $cmd " == *" -m llama_cpp.server "* ]] && echo "$pid"
     return 0
 }
 

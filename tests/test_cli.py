@@ -301,9 +301,9 @@ def test_demo_fails_clearly_without_the_pipeline(offline: CliRunner, monkeypatch
 
     monkeypatch.setenv("METRICS_PORT", "1")  # the tracker's /healthz: nothing listens there
     get_settings.cache_clear()
-    assert demo.main(["--calls", "1", "--out", str(tmp_path)]) == 3
+    assert demo.main(["--calls", "1", "--out", str(tmp_path), "--services-wait", "3"]) == 3
     err = capsys.readouterr().err
-    assert "the tracker does not answer on http://127.0.0.1:1/healthz" in err and "make up" in err
+    assert "services not answering after 3s" in err and "tracker (:1:" in err and "make up" in err
     assert not any(tmp_path.iterdir())  # nothing synthesized, nothing sent
 
 
