@@ -147,7 +147,7 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cofi.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=12, help="number of synthetic calls (default 12)")
+    parser.add_argument("--calls", type=int, default=8, help="number of synthetic calls (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same calls)")
     parser.add_argument("--out", type=Path, default=Path(".local/demo"), help="calls go to OUT/<batchId>/")
     parser.add_argument("--skip", default="", help="optional stages to leave out, e.g. denoise,llm1")
