@@ -188,8 +188,13 @@ EOF
 
 cluster_id() {
     if [ ! -s "$CLUSTER_ID_FILE" ]; then
-        # A Kafka cluster id is a base64url-encoded (no padding) random 16-byte UUID.
-        head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$CLUSTER_ID_FILE"
+        # A Kafka cluster id is a base64url-encoded (no padding) random 16-byte UUID. Like Kafka's
+        # Uuid.randomUuid(), never one starting with '-': StorageTool would read it as an option.
+        local cid="-"
+        while [ "${cid:0:1}" = "-" ]; do
+            cid=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+        done
+        printf '%s' "$cid" >"$CLUSTER_ID_FILE"
     fi
     cat "$CLUSTER_ID_FILE"
 }
