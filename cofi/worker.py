@@ -51,6 +51,47 @@ def _is_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, PermanentError)
 
 
+TXN_OFFSETS_TIMEOUT_S = 15.0
+
+
+class TransactionStuck(Exception):
+    """A librdkafka transactional call outlived its own timeout: replace the producer."""
+
+
+def note_outage(err: KafkaError, flag: threading.Event) -> None:
+    """error_cb: remember that every broker was unreachable."""
+    if err.code() == KafkaError._ALL_BROKERS_DOWN:
+        flag.set()
+
+
+def send_offsets_bounded(producer: Producer, offsets: list[TopicPartition], group_metadata: object,
+                         timeout_s: float = TXN_OFFSETS_TIMEOUT_S) -> None:
+    """`send_offsets_to_transaction` that cannot block forever.
+
+    librdkafka (2.16 included) ignores this call's timeout when the group coordinator goes away
+    mid-call and may never return, even once the broker is back (confluentinc/librdkafka#5456,
+    #5511): a broker restart froze every worker. The call runs on a daemon thread; past the timeout
+    the caller gets TransactionStuck and replaces the producer (a new one with the same
+    transactional.id fences the stuck one and aborts its transaction).
+    """
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        try:
+            producer.send_offsets_to_transaction(offsets, group_metadata, timeout_s)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, name="send-offsets", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 5)
+    if not outcome:
+        raise TransactionStuck(f"send_offsets_to_transaction did not return within {timeout_s + 5:.0f}s")
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
 class StageWorker:
     """Runs one engine for one stage until stopped."""
 
@@ -80,6 +121,7 @@ class StageWorker:
         self.serve_metrics = serve_metrics
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
+        self.kafka_outage = threading.Event()  # set by the consumer's error_cb: renew the producer
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -98,6 +140,27 @@ class StageWorker:
 
     def _connect(self) -> None:
         """Create clients and init transactions, retrying while Kafka is unreachable."""
+        self._init_producer()
+        if self.producer is None:
+            return
+        conf = consumer_config(self.settings, self.group, **{
+            "statistics.interval.ms": 5000,
+            "stats_cb": lambda s: self.metrics.on_stats(self.stage, s),
+            "error_cb": lambda err: note_outage(err, self.kafka_outage),
+        })
+        self.consumer = Consumer(conf)
+        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                on_lost=self._on_revoke)
+
+    def _renew_producer(self, why: str) -> None:
+        """A producer that lived through a broker outage may hang in its next transaction
+        (see send_offsets_bounded); a new one with the same transactional.id fences it."""
+        log.warning("%s: %s; starting a new transactional producer", self.stage, why)
+        self.kafka_outage.clear()
+        self.producer = None
+        self._init_producer()
+
+    def _init_producer(self) -> None:
         delay = 1.0
         while not self.stopping.is_set():
             try:
@@ -110,15 +173,6 @@ class StageWorker:
                           self.stage, self.settings.kafka_bootstrap_servers, exc.args[0], delay)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
-        if self.producer is None:
-            return
-        conf = consumer_config(self.settings, self.group, **{
-            "statistics.interval.ms": 5000,
-            "stats_cb": lambda s: self.metrics.on_stats(self.stage, s),
-        })
-        self.consumer = Consumer(conf)
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_revoke)
 
     def run(self) -> None:
         if self.serve_metrics:
@@ -133,6 +187,9 @@ class StageWorker:
         try:
             while not self.stopping.is_set():
                 self.heartbeat.beat()
+                if self.kafka_outage.is_set():
+                    self._renew_producer("every broker was unreachable")
+                    continue
                 msgs = self._next_batch()
                 if msgs:
                     self._process_batch(msgs)
@@ -231,18 +288,24 @@ class StageWorker:
         if not keep:
             return
         offsets: dict[tuple[str, int], int] = {}
+        first: dict[tuple[str, int], int] = {}
         for h in keep:
             tp = (h.msg.topic(), h.msg.partition())
             offsets[tp] = max(offsets.get(tp, -1), h.msg.offset() + 1)
+            first[tp] = min(first.get(tp, h.msg.offset()), h.msg.offset())
         try:
             self.producer.begin_transaction()
             for h in keep:
                 for out in h.outputs:
                     self._produce(out)
-            self.producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                self.consumer.consumer_group_metadata(), 30)
+            send_offsets_bounded(self.producer, [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                 self.consumer.consumer_group_metadata())
             self.producer.commit_transaction(60)
+        except TransactionStuck as exc:
+            self.metrics.transactions.labels(self.stage, "aborted").inc()
+            self._renew_producer(f"{exc}, the batch will be re-read")
+            self._rewind(offsets, first)
+            return
         except KafkaException as exc:
             err = exc.args[0]
             self.metrics.transactions.labels(self.stage, "aborted").inc()
@@ -256,7 +319,7 @@ class StageWorker:
                 self.producer.abort_transaction(30)
             except KafkaException:
                 log.exception("%s: abort failed", self.stage)
-            self._rewind(offsets)
+            self._rewind(offsets, first)
             return
         self.metrics.transactions.labels(self.stage, "committed").inc()
         self.processed_total += len(keep)
@@ -272,18 +335,24 @@ class StageWorker:
             except BufferError:
                 self.producer.poll(0.1)
 
-    def _rewind(self, offsets: dict[tuple[str, int], int]) -> None:
-        """After an aborted transaction, re-read from the last committed offsets."""
+    def _rewind(self, offsets: dict[tuple[str, int], int], first: dict[tuple[str, int], int]) -> None:
+        """After an aborted transaction, re-read from the last committed offsets.
+
+        When they cannot be read (broker down), from the batch's first offsets: the same place, as
+        every earlier batch was committed; not seeking would skip the batch until a rebalance.
+        """
         assert self.consumer is not None
         tps = [TopicPartition(t, p) for (t, p) in offsets]
         try:
-            committed = self.consumer.committed(tps, timeout=10)
-        except KafkaException:
-            log.exception("%s: cannot read committed offsets; rejoining", self.stage)
-            return
-        for tp in committed:
-            if (tp.topic, tp.partition) in self.assigned:
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+            committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(tps, timeout=10)}
+        except KafkaException as exc:
+            log.warning("%s: cannot read committed offsets (%s); re-reading from the batch's first offsets",
+                        self.stage, exc)
+            committed = {}
+        for tp in offsets:
+            if tp in self.assigned:
+                at = committed.get(tp, -1)
+                self.consumer.seek(TopicPartition(*tp, at if at >= 0 else first[tp]))
         self.buffer = [m for m in self.buffer if (m.topic(), m.partition()) not in offsets]
 
     # ---- one message -------------------------------------------------------

@@ -28,6 +28,7 @@ from cofi.kafka import consumer_config, instance_name, producer_config
 from cofi.metrics import HealthServer, Heartbeat
 from cofi.settings import Settings
 from cofi.topics import DONE, STAGES, Topics
+from cofi.worker import TransactionStuck, note_outage, send_offsets_bounded
 from services.tracker import store
 from services.tracker.emit import Emission
 from services.tracker.intake import Intake
@@ -70,6 +71,7 @@ class Tracker:
         self.serve_metrics = serve_metrics
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
+        self.kafka_outage = threading.Event()  # see cofi.worker.send_offsets_bounded
         self.progress_cache: dict[tuple[int, int], dict[str, int]] = {}
         self.consumed_total = 0
         self.last_message_at = time.monotonic()
@@ -92,6 +94,22 @@ class Tracker:
         return self.heartbeat.fresh() and self.consumer is not None, {"service": "tracker", "group": self.group}
 
     def _connect(self) -> None:
+        self._init_producer()
+        if self.producer is None:
+            return
+        self.consumer = Consumer(consumer_config(self.settings, self.group,
+                                                 error_cb=lambda err: note_outage(err, self.kafka_outage)))
+        topics = [self.topics.batch_start, self.topics.batch_control, *(self.topics.stage(s) for s in STAGES),
+                  self.topics.done, self.topics.failed]
+        self.consumer.subscribe(topics, on_revoke=lambda c, p: self.progress_cache.clear())
+
+    def _renew_producer(self, why: str) -> None:
+        log.warning("tracker: %s; starting a new transactional producer", why)
+        self.kafka_outage.clear()
+        self.producer = None
+        self._init_producer()
+
+    def _init_producer(self) -> None:
         delay = 1.0
         txn_id = f"{self.group}-{instance_name(self.settings)}"
         while not self.stopping.is_set():
@@ -105,12 +123,6 @@ class Tracker:
                           self.settings.kafka_bootstrap_servers, exc.args[0], delay)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 30.0)
-        if self.producer is None:
-            return
-        self.consumer = Consumer(consumer_config(self.settings, self.group))
-        topics = [self.topics.batch_start, self.topics.batch_control, *(self.topics.stage(s) for s in STAGES),
-                  self.topics.done, self.topics.failed]
-        self.consumer.subscribe(topics, on_revoke=lambda c, p: self.progress_cache.clear())
 
     def run(self) -> None:
         if self.serve_metrics:
@@ -122,6 +134,9 @@ class Tracker:
         try:
             while not self.stopping.is_set():
                 self.heartbeat.beat()
+                if self.kafka_outage.is_set():
+                    self._renew_producer("every broker was unreachable")
+                    continue
                 self.poll_once()
         finally:
             self.close()
@@ -157,6 +172,7 @@ class Tracker:
             # The DB is down or lost the connection: nothing was committed; re-read the poll.
             self.metrics.db_errors.inc()
             log.error("tracker: database error, retrying the poll in 2s: %s", str(exc).splitlines()[0])
+            self.progress_cache.clear()  # it may count progress rows of the rolled-back transaction
             self._rewind(msgs)
             self.stopping.wait(2)
             return 0
@@ -200,10 +216,13 @@ class Tracker:
                         break
                     except BufferError:
                         self.producer.poll(0.1)
-            self.producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                self.consumer.consumer_group_metadata(), 30)
+            send_offsets_bounded(self.producer, [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                 self.consumer.consumer_group_metadata())
             self.producer.commit_transaction(120)
+        except TransactionStuck as exc:
+            # librdkafka#5456: see cofi.worker.send_offsets_bounded. The DB part is idempotent: re-read.
+            self._renew_producer(f"{exc}, re-reading the poll")
+            self._rewind(msgs)
         except KafkaException as exc:
             err = exc.args[0]
             if getattr(err, "fatal", lambda: False)():
