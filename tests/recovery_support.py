@@ -119,6 +119,10 @@ class Pipeline:
         for p in [*self.procs.values(), *self.retired]:
             p.stop()
 
+    def output(self, name: str) -> str:
+        """Everything every process of this service wrote, restarts included."""
+        return "\n".join(p.output() for p in [*self.retired, *self.procs.values()] if p.name == name)
+
     def logs(self, name: str | None = None, tail: int = 3000) -> str:
         procs = [p for p in [*self.retired, *self.procs.values()] if name is None or p.name == name]
         return "\n".join(f"--- {p.log_path.name}\n{p.output()[-tail:]}" for p in procs)
@@ -221,8 +225,8 @@ def file_counts(settings: Settings, topic: str) -> Counter[str]:
 def exactly_once_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> list[str]:
     """Everything that is not "each file once per stage, every flag set, every row once"; [] when all is right.
 
-    Assumes the default execution-log settings (file_start on, PROGRESS_UPDATE_INTERVAL=1) and no
-    failures: a fault-free batch of n files, every stage enabled.
+    For a batch of n files, every stage enabled, no file failing; the batchExecutionLog rows expected
+    follow `settings.log_file_start_events` and `settings.progress_update_interval`.
     """
     problems: list[str] = []
     row = batch_row(db, batch_id)
@@ -247,9 +251,15 @@ def exactly_once_problems(settings: Settings, db: Engine, batch_id: int, n: int)
     log_counts = {(s, e): int(c) for s, e, c in rows(
         db, "SELECT stage, eventType, COUNT(*) FROM batchExecutionLog WHERE batchId = :b GROUP BY 1, 2", b=batch_id)}
     want_log = {(None, "batch_complete"): 1}
+    interval = settings.progress_update_interval
     for s in STAGES:
-        want_log.update({(s, "stage_start"): 1, (s, "file_start"): n, (s, "file_complete"): n,
-                         (s, "stage_complete"): 1})
+        want_log.update({(s, "stage_start"): 1, (s, "stage_complete"): 1})
+        if settings.log_file_start_events:
+            want_log[(s, "file_start")] = n
+        if interval <= 1:
+            want_log[(s, "file_complete")] = n
+        elif n >= interval:
+            want_log[(s, "progress")] = n // interval
     if log_counts != want_log:
         diff = {k: (log_counts.get(k), want_log.get(k)) for k in set(log_counts) | set(want_log)
                 if log_counts.get(k) != want_log.get(k)}
