@@ -101,8 +101,17 @@ class Pipeline:
         return {n: p.proc.returncode for n, p in self.procs.items()
                 if p.proc is not None and p.proc.poll() is not None}
 
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until every current process has installed its SIGTERM handler (it logs its run line after)."""
+        def started() -> bool:
+            return all(p.proc is not None and (p.proc.poll() is not None or any(
+                mark in p.output() for mark in (": engine=", "tracker: group="))) for p in self.procs.values())
+
+        wait_for(started, timeout, "every service started", lambda: self.logs())
+
     def terminate_all(self, timeout: float = 60) -> dict[str, int]:
         """SIGTERM everyone (they drain and commit); exit codes by service."""
+        self.wait_started()
         codes = {}
         for p in self.procs.values():
             if p.proc is not None and p.proc.poll() is None:
