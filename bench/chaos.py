@@ -8,6 +8,7 @@ ids and durations are normalized. Each run uses its own topic prefix and databas
 
     .venv/bin/python bench/chaos.py                          # 2,000 files, seed 7, 2 ms per file per stage
     .venv/bin/python bench/chaos.py --files 500 --seed 3 --delay-ms 5 --gap 2 6
+    .venv/bin/python bench/chaos.py --files 10000 --progress-interval 100 --no-file-start   # the seed's Test 4
 
 Needs the broker and MariaDB (KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL, defaults localhost:9092 and
 cofi:cofi@127.0.0.1:3306). Exit status 1 when a check fails or the diff is not empty.
@@ -83,7 +84,8 @@ def run_once(name: str, args: argparse.Namespace, chaos: bool) -> Run:
     prefix = f"chaos{uuid.uuid4().hex[:8]}"
     s = Settings(kafka_bootstrap_servers=kafka, database_url=url, topic_prefix=prefix, topic_partitions=6,
                  metrics_port=0, session_timeout_ms=6000, commit_every_messages=100, commit_every_ms=200,
-                 artifact_root=Path(tempfile.gettempdir()) / prefix)
+                 artifact_root=Path(tempfile.gettempdir()) / prefix, log_file_start_events=not args.no_file_start,
+                 progress_update_interval=args.progress_interval)
     db = make_engine(url)
     log_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-logs-"))
     try:
@@ -179,12 +181,15 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--delay-ms", type=int, default=2, help="PASSTHROUGH_DELAY_MS of every stage")
-    ap.add_argument("--gap", type=float, nargs=2, default=(3.0, 8.0), help="seconds between kills (uniform)")
+    ap.add_argument("--gap", type=float, nargs=2, default=(2.0, 5.0), help="seconds between kills (uniform)")
     ap.add_argument("--down", type=float, nargs=2, default=(0.5, 3.0), help="seconds a victim stays dead")
     ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--progress-interval", type=int, default=1, help="PROGRESS_UPDATE_INTERVAL (seed Test 4: 100)")
+    ap.add_argument("--no-file-start", action="store_true", help="LOG_FILE_START_EVENTS=false (seed Test 4)")
     args = ap.parse_args()
     print(f"chaos: {args.files} files, seed {args.seed}, {args.delay_ms} ms per file per stage, kill every "
-          f"{args.gap[0]:g}-{args.gap[1]:g}s, down {args.down[0]:g}-{args.down[1]:g}s; services: {', '.join(SERVICES)}",
+          f"{args.gap[0]:g}-{args.gap[1]:g}s, down {args.down[0]:g}-{args.down[1]:g}s; services: {', '.join(SERVICES)}; "
+          f"PROGRESS_UPDATE_INTERVAL={args.progress_interval} LOG_FILE_START_EVENTS={not args.no_file_start}",
           flush=True)
     chaos = run_once("chaos", args, chaos=True)
     for line in chaos.events:
