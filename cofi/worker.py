@@ -16,26 +16,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from cofi import events
 from cofi.codec import Codec, DecodeError, get_codec
 from cofi.control import CancelWatcher
 from cofi.engine import Engine, PermanentError, StageContext, StageOutput, TransientError
-from cofi.kafka import consumer_config, instance_name, producer_config
+from cofi.kafka import consumer_config, instance_name
 from cofi.metrics import HealthServer, Heartbeat, StageMetrics
 from cofi.settings import Settings
 from cofi.topics import DONE, Topics, next_stage
+from cofi.transactions import Outgoing, TransactionalSender, offsets_after
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Output:
-    topic: str
-    key: str | None
-    value: bytes
 
 
 @dataclass
@@ -43,53 +37,12 @@ class Handled:
     """What one input message became."""
 
     msg: Message
-    outputs: list[Output] = field(default_factory=list)
+    outputs: list[Outgoing] = field(default_factory=list)
     outcome: str = "success"
 
 
 def _is_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, PermanentError)
-
-
-TXN_OFFSETS_TIMEOUT_S = 15.0
-
-
-class TransactionStuck(Exception):
-    """A librdkafka transactional call outlived its own timeout: replace the producer."""
-
-
-def note_outage(err: KafkaError, flag: threading.Event) -> None:
-    """error_cb: remember that every broker was unreachable."""
-    if err.code() == KafkaError._ALL_BROKERS_DOWN:
-        flag.set()
-
-
-def send_offsets_bounded(producer: Producer, offsets: list[TopicPartition], group_metadata: object,
-                         timeout_s: float = TXN_OFFSETS_TIMEOUT_S) -> None:
-    """`send_offsets_to_transaction` that cannot block forever.
-
-    librdkafka (2.16 included) ignores this call's timeout when the group coordinator goes away
-    mid-call and may never return, even once the broker is back (confluentinc/librdkafka#5456,
-    #5511): a broker restart froze every worker. The call runs on a daemon thread; past the timeout
-    the caller gets TransactionStuck and replaces the producer (a new one with the same
-    transactional.id fences the stuck one and aborts its transaction).
-    """
-    outcome: list[BaseException | None] = []
-
-    def call() -> None:
-        try:
-            producer.send_offsets_to_transaction(offsets, group_metadata, timeout_s)
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-            outcome.append(exc)
-
-    thread = threading.Thread(target=call, name="send-offsets", daemon=True)
-    thread.start()
-    thread.join(timeout_s + 5)
-    if not outcome:
-        raise TransactionStuck(f"send_offsets_to_transaction did not return within {timeout_s + 5:.0f}s")
-    if outcome[0] is not None:
-        raise outcome[0]
 
 
 class StageWorker:
@@ -120,8 +73,7 @@ class StageWorker:
         self.health: HealthServer | None = None
         self.serve_metrics = serve_metrics
         self.consumer: Consumer | None = None
-        self.producer: Producer | None = None
-        self.kafka_outage = threading.Event()  # set by the consumer's error_cb: renew the producer
+        self.sender = TransactionalSender(settings, self.transactional_id, stage, self.stopping)
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -140,39 +92,16 @@ class StageWorker:
 
     def _connect(self) -> None:
         """Create clients and init transactions, retrying while Kafka is unreachable."""
-        self._init_producer()
-        if self.producer is None:
+        if not self.sender.connect():
             return
         conf = consumer_config(self.settings, self.group, **{
             "statistics.interval.ms": 5000,
             "stats_cb": lambda s: self.metrics.on_stats(self.stage, s),
-            "error_cb": lambda err: note_outage(err, self.kafka_outage),
+            "error_cb": self.sender.error_cb,
         })
         self.consumer = Consumer(conf)
         self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                 on_lost=self._on_revoke)
-
-    def _renew_producer(self, why: str) -> None:
-        """A producer that lived through a broker outage may hang in its next transaction
-        (see send_offsets_bounded); a new one with the same transactional.id fences it."""
-        log.warning("%s: %s; starting a new transactional producer", self.stage, why)
-        self.kafka_outage.clear()
-        self.producer = None
-        self._init_producer()
-
-    def _init_producer(self) -> None:
-        delay = 1.0
-        while not self.stopping.is_set():
-            try:
-                producer = Producer(producer_config(self.settings, self.transactional_id))
-                producer.init_transactions(self.settings.kafka_connect_timeout_s)
-                self.producer = producer
-                break
-            except KafkaException as exc:
-                log.error("%s: cannot reach Kafka at %s (%s); retrying in %.0fs",
-                          self.stage, self.settings.kafka_bootstrap_servers, exc.args[0], delay)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 30.0)
 
     def run(self) -> None:
         if self.serve_metrics:
@@ -187,8 +116,7 @@ class StageWorker:
         try:
             while not self.stopping.is_set():
                 self.heartbeat.beat()
-                if self.kafka_outage.is_set():
-                    self._renew_producer("every broker was unreachable")
+                if self.sender.renew_after_outage():
                     continue
                 msgs = self._next_batch()
                 if msgs:
@@ -204,9 +132,7 @@ class StageWorker:
             except Exception:  # noqa: BLE001 - closing on the way out
                 log.exception("%s: consumer close", self.stage)
             self.consumer = None
-        if self.producer is not None:
-            self.producer.flush(10)
-            self.producer = None
+        self.sender.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
         if self.health is not None:
@@ -249,7 +175,7 @@ class StageWorker:
         return ok
 
     def _process_batch(self, msgs: list[Message]) -> None:
-        assert self.consumer is not None and self.producer is not None
+        assert self.consumer is not None and self.sender.producer is not None
         self.revoked_during_batch = set()
         paused = [TopicPartition(t, p) for t, p in self.assigned]
         if paused:
@@ -279,7 +205,7 @@ class StageWorker:
 
     def _commit(self, handled: list[Handled]) -> None:
         """One transaction: every output of the batch and the consumed offsets."""
-        assert self.consumer is not None and self.producer is not None
+        assert self.consumer is not None and self.sender.producer is not None
         keep = [h for h in handled if (h.msg.topic(), h.msg.partition()) not in self.revoked_during_batch
                 and (h.msg.topic(), h.msg.partition()) in self.assigned]
         dropped = len(handled) - len(keep)
@@ -287,53 +213,20 @@ class StageWorker:
             log.info("%s: %d results dropped: their partitions moved to another worker", self.stage, dropped)
         if not keep:
             return
-        offsets: dict[tuple[str, int], int] = {}
+        offsets = offsets_after((h.msg.topic(), h.msg.partition(), h.msg.offset()) for h in keep)
         first: dict[tuple[str, int], int] = {}
         for h in keep:
             tp = (h.msg.topic(), h.msg.partition())
-            offsets[tp] = max(offsets.get(tp, -1), h.msg.offset() + 1)
             first[tp] = min(first.get(tp, h.msg.offset()), h.msg.offset())
-        try:
-            self.producer.begin_transaction()
-            for h in keep:
-                for out in h.outputs:
-                    self._produce(out)
-            send_offsets_bounded(self.producer, [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                 self.consumer.consumer_group_metadata())
-            self.producer.commit_transaction(60)
-        except TransactionStuck as exc:
+        if not self.sender.commit((out for h in keep for out in h.outputs), offsets,
+                                  self.consumer.consumer_group_metadata()):
             self.metrics.transactions.labels(self.stage, "aborted").inc()
-            self._renew_producer(f"{exc}, the batch will be re-read")
-            self._rewind(offsets, first)
-            return
-        except KafkaException as exc:
-            err = exc.args[0]
-            self.metrics.transactions.labels(self.stage, "aborted").inc()
-            if getattr(err, "fatal", lambda: False)():
-                log.error("%s: fatal producer error (another instance with transactional.id %s?): %s",
-                          self.stage, self.transactional_id, err)
-                self.stopping.set()
-                raise
-            log.warning("%s: transaction aborted, the batch will be re-read: %s", self.stage, err)
-            try:
-                self.producer.abort_transaction(30)
-            except KafkaException:
-                log.exception("%s: abort failed", self.stage)
             self._rewind(offsets, first)
             return
         self.metrics.transactions.labels(self.stage, "committed").inc()
         self.processed_total += len(keep)
         for h in keep:
             self.metrics.files.labels(self.stage, self.engine.name, h.outcome).inc()
-
-    def _produce(self, out: Output) -> None:
-        assert self.producer is not None
-        while True:
-            try:
-                self.producer.produce(out.topic, key=out.key, value=out.value)
-                return
-            except BufferError:
-                self.producer.poll(0.1)
 
     def _rewind(self, offsets: dict[tuple[str, int], int], first: dict[tuple[str, int], int]) -> None:
         """After an aborted transaction, re-read from the last committed offsets.
@@ -417,11 +310,11 @@ class StageWorker:
             event["currentAudio"] = output.audio_path
         return Handled(msg, [self._forward(event)])
 
-    def _forward(self, event: dict[str, Any]) -> Output:
+    def _forward(self, event: dict[str, Any]) -> Outgoing:
         nxt = next_stage(event["stages"], self.stage)
         out = {**event, "eventId": events.new_event_id(), "emittedAt": events.now()}
         topic = self.topics.done if nxt == DONE else self.topics.stage(nxt)
-        return Output(topic, event["fileId"], self.codec.encode("FileEvent", out))
+        return Outgoing(topic, event["fileId"], self.codec.encode("FileEvent", out))
 
     def _failed(self, msg: Message, raw: bytes, event: dict[str, Any] | None, error_type: str, message: str,
                 attempts: int, *, started: float | None = None, permanent: bool = True,
@@ -434,7 +327,7 @@ class StageWorker:
         log.warning("%s: %s failed: %s: %s", self.stage, event["file"] if event else "<undecodable>",
                     error_type, message)
         key = event["fileId"] if event else (msg.key().decode(errors="replace") if msg.key() else None)
-        return Handled(msg, [Output(self.topics.failed, key, self.codec.encode("FileFailed", failed))],
+        return Handled(msg, [Outgoing(self.topics.failed, key, self.codec.encode("FileFailed", failed))],
                        outcome=outcome)
 
 

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from cofi import events
 from cofi.codec import Codec
 from cofi.topics import DONE, STAGES, Topics
-
-
-@dataclass
-class Emission:
-    topic: str
-    key: str
-    value: bytes
+from cofi.transactions import Outgoing
 
 
 def tracker_event_id(file_id: str, generation: int, stage: str) -> str:
@@ -29,10 +22,10 @@ def first_undone(plan: list[str], flags: dict[str, int]) -> str:
     return DONE
 
 
-def emission(codec: Codec, topics: Topics, event: dict[str, Any], stage: str, generation: int) -> Emission:
+def emission(codec: Codec, topics: Topics, event: dict[str, Any], stage: str, generation: int) -> Outgoing:
     """`event` re-aimed at `stage`: results of that stage and later ones cleared."""
     later = STAGES[STAGES.index(stage):] if stage in STAGES else ()
     results = {s: (None if s in later else event["results"].get(s)) for s in STAGES}
     out = {**event, "results": results, "generation": generation, "emittedAt": events.now(),
            "eventId": tracker_event_id(event["fileId"], generation, stage)}
-    return Emission(topics.stage(stage), event["fileId"], codec.encode("FileEvent", out))
+    return Outgoing(topics.stage(stage), event["fileId"], codec.encode("FileEvent", out))

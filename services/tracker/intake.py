@@ -19,8 +19,9 @@ from cofi.manifest import ManifestError, read_manifest
 from cofi.settings import Settings
 from cofi.topics import STAGES, Topics, UnknownStageError, first_stage, stage_plan
 from cofi.trades import TradeFileError, map_trades
+from cofi.transactions import Outgoing
 from services.tracker import store
-from services.tracker.emit import Emission, emission
+from services.tracker.emit import emission
 from services.tracker.progress import LogRow
 from services.tracker.recovery import resume_files
 
@@ -45,7 +46,7 @@ class Intake:
         self.topics = topics
         self.group = group
 
-    def handle(self, conn: Connection, start: dict[str, Any], touched: set[int]) -> list[Emission]:
+    def handle(self, conn: Connection, start: dict[str, Any], touched: set[int]) -> list[Outgoing]:
         batch_id = start["batchId"]
         existing = store.load_batches(conn, [batch_id]).get(batch_id)
         seen = existing.config.get("events", {}).get(start["eventId"]) if existing else None
@@ -115,7 +116,7 @@ class Intake:
                                              details=json.dumps({"reason": reason}))])
 
     def _create(self, conn: Connection, start: dict[str, Any], files: list[tuple[str, dict[str, str]]],
-                plan: list[str], digest: str, touched: set[int]) -> list[Emission]:
+                plan: list[str], digest: str, touched: set[int]) -> list[Outgoing]:
         batch_id = start["batchId"]
         calls = [{"fileId": events.file_id(batch_id, f), "file": f, "metadata": m} for f, m in files]
         mapping = map_trades(start.get("trades") or [], calls)

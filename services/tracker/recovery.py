@@ -14,8 +14,9 @@ from sqlalchemy import Connection, text
 
 from cofi.codec import Codec, DecodeError
 from cofi.topics import DONE, Topics
+from cofi.transactions import Outgoing
 from services.tracker import store
-from services.tracker.emit import Emission, emission, first_undone
+from services.tracker.emit import emission, first_undone
 from services.tracker.progress import LogRow
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ LLM_AUDIT_COLUMNS = {"llm1": ("answers", "tradeChecks", "normalizedAnswers", "ru
 
 
 def resume_files(conn: Connection, codec: Codec, topics: Topics, batch: store.BatchRow, *,
-                 bump: bool = True) -> list[Emission]:
-    out: list[Emission] = []
+                 bump: bool = True) -> list[Outgoing]:
+    out: list[Outgoing] = []
     changed: list[store.FileRow] = []
     for row in store.unfinished_files(conn, batch.id):
         stage = first_undone(batch.stages, row.flags)
@@ -64,7 +65,7 @@ class Recovery:
         self.group = group
 
     def handle(self, conn: Connection, control: dict[str, Any], touched: set[int],
-               progress_cache: dict[tuple[int, int], dict[str, int]]) -> list[Emission]:
+               progress_cache: dict[tuple[int, int], dict[str, int]]) -> list[Outgoing]:
         batch_id, action, event_id = control["batchId"], control["action"], control["eventId"]
         batch = store.load_batches(conn, [batch_id]).get(batch_id)
         if batch is None or batch.status == "Rejected":
@@ -99,7 +100,7 @@ class Recovery:
         return self._reaudit(conn, batch, control, log_row, progress_cache, replay=seen is not None)
 
     def _reaudit(self, conn: Connection, batch: store.BatchRow, control: dict[str, Any], log_row: LogRow,
-                 progress_cache: dict[tuple[int, int], dict[str, int]], replay: bool) -> list[Emission]:
+                 progress_cache: dict[tuple[int, int], dict[str, int]], replay: bool) -> list[Outgoing]:
         start = control.get("fromStage") or "llm1"
         llm_stages = [s for s in ("llm1", "llm2") if s in batch.stages]
         if start not in llm_stages:
@@ -118,7 +119,7 @@ class Recovery:
         store.save_batch_config(conn, batch.id, batch.config)
         store.insert_exec_logs(conn, [log_row])
         progress_cache.pop((batch.id, int(batch.config["round"])), None)
-        out: list[Emission] = []
+        out: list[Outgoing] = []
         rows = []
         for row in store.files_with_transcript(conn, batch.id):
             if row.lastEvent is None:

@@ -17,20 +17,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cofi.codec import Codec, DecodeError, get_codec
 from cofi.db import make_engine
-from cofi.kafka import consumer_config, instance_name, producer_config
+from cofi.kafka import consumer_config, instance_name
 from cofi.metrics import HealthServer, Heartbeat
 from cofi.settings import Settings
 from cofi.topics import DONE, STAGES, Topics
-from cofi.worker import TransactionStuck, note_outage, send_offsets_bounded
+from cofi.transactions import Outgoing, TransactionalSender, offsets_after
 from services.tracker import store
-from services.tracker.emit import Emission
 from services.tracker.intake import Intake
 from services.tracker.progress import BatchView, LogRow, evaluate
 from services.tracker.recovery import Recovery
@@ -70,8 +69,8 @@ class Tracker:
         self.stopping = threading.Event()
         self.serve_metrics = serve_metrics
         self.consumer: Consumer | None = None
-        self.producer: Producer | None = None
-        self.kafka_outage = threading.Event()  # see cofi.worker.send_offsets_bounded
+        self.sender = TransactionalSender(settings, f"{self.group}-{instance_name(settings)}", "tracker",
+                                          self.stopping)
         self.progress_cache: dict[tuple[int, int], dict[str, int]] = {}
         self.consumed_total = 0
         self.last_message_at = time.monotonic()
@@ -94,35 +93,12 @@ class Tracker:
         return self.heartbeat.fresh() and self.consumer is not None, {"service": "tracker", "group": self.group}
 
     def _connect(self) -> None:
-        self._init_producer()
-        if self.producer is None:
+        if not self.sender.connect():
             return
-        self.consumer = Consumer(consumer_config(self.settings, self.group,
-                                                 error_cb=lambda err: note_outage(err, self.kafka_outage)))
+        self.consumer = Consumer(consumer_config(self.settings, self.group, error_cb=self.sender.error_cb))
         topics = [self.topics.batch_start, self.topics.batch_control, *(self.topics.stage(s) for s in STAGES),
                   self.topics.done, self.topics.failed]
         self.consumer.subscribe(topics, on_revoke=lambda c, p: self.progress_cache.clear())
-
-    def _renew_producer(self, why: str) -> None:
-        log.warning("tracker: %s; starting a new transactional producer", why)
-        self.kafka_outage.clear()
-        self.producer = None
-        self._init_producer()
-
-    def _init_producer(self) -> None:
-        delay = 1.0
-        txn_id = f"{self.group}-{instance_name(self.settings)}"
-        while not self.stopping.is_set():
-            try:
-                producer = Producer(producer_config(self.settings, txn_id))
-                producer.init_transactions(self.settings.kafka_connect_timeout_s)
-                self.producer = producer
-                break
-            except KafkaException as exc:
-                log.error("tracker: cannot reach Kafka at %s (%s); retrying in %.0fs",
-                          self.settings.kafka_bootstrap_servers, exc.args[0], delay)
-                self.stopping.wait(delay)
-                delay = min(delay * 2, 30.0)
 
     def run(self) -> None:
         if self.serve_metrics:
@@ -134,8 +110,7 @@ class Tracker:
         try:
             while not self.stopping.is_set():
                 self.heartbeat.beat()
-                if self.kafka_outage.is_set():
-                    self._renew_producer("every broker was unreachable")
+                if self.sender.renew_after_outage():
                     continue
                 self.poll_once()
         finally:
@@ -146,9 +121,7 @@ class Tracker:
         if self.consumer is not None:
             self.consumer.close()
             self.consumer = None
-        if self.producer is not None:
-            self.producer.flush(10)
-            self.producer = None
+        self.sender.close()
         if self.health is not None:
             self.health.stop()
         self.db.dispose()
@@ -201,39 +174,12 @@ class Tracker:
             record = None
         return Decoded(m, kind, record, self.topics.stage_of(topic))
 
-    def _commit_kafka(self, msgs: list[Message], emissions: list[Emission]) -> None:
-        assert self.consumer is not None and self.producer is not None
-        offsets: dict[tuple[str, int], int] = {}
-        for m in msgs:
-            key = (m.topic(), m.partition())
-            offsets[key] = max(offsets.get(key, -1), m.offset() + 1)
-        try:
-            self.producer.begin_transaction()
-            for e in emissions:
-                while True:
-                    try:
-                        self.producer.produce(e.topic, key=e.key, value=e.value)
-                        break
-                    except BufferError:
-                        self.producer.poll(0.1)
-            send_offsets_bounded(self.producer, [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
-                                 self.consumer.consumer_group_metadata())
-            self.producer.commit_transaction(120)
-        except TransactionStuck as exc:
-            # librdkafka#5456: see cofi.worker.send_offsets_bounded. The DB part is idempotent: re-read.
-            self._renew_producer(f"{exc}, re-reading the poll")
-            self._rewind(msgs)
-        except KafkaException as exc:
-            err = exc.args[0]
-            if getattr(err, "fatal", lambda: False)():
-                log.error("tracker: fatal producer error: %s", err)
-                self.stopping.set()
-                raise
-            log.warning("tracker: Kafka transaction aborted, re-reading the poll: %s", err)
-            try:
-                self.producer.abort_transaction(30)
-            except KafkaException:
-                log.exception("tracker: abort failed")
+    def _commit_kafka(self, msgs: list[Message], emissions: list[Outgoing]) -> None:
+        """The poll's emissions and offsets in one Kafka transaction, after the DB commit.
+        Aborted: re-read the poll (the DB part is idempotent, the emissions were never visible)."""
+        assert self.consumer is not None
+        offsets = offsets_after((m.topic(), m.partition(), m.offset()) for m in msgs)
+        if not self.sender.commit(emissions, offsets, self.consumer.consumer_group_metadata()):
             self._rewind(msgs)
 
     def _rewind(self, msgs: list[Message]) -> None:
@@ -250,9 +196,9 @@ class Tracker:
 
     # ---- applying events ---------------------------------------------------------
 
-    def apply(self, conn: Connection, decoded: list[Decoded]) -> list[Emission]:
+    def apply(self, conn: Connection, decoded: list[Decoded]) -> list[Outgoing]:
         """Apply one poll's events inside the caller's DB transaction; return events to emit."""
-        emissions: list[Emission] = []
+        emissions: list[Outgoing] = []
         touched: set[int] = set()
         entered: dict[int, set[str]] = {}
         for d in decoded:
