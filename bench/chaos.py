@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -88,6 +89,7 @@ def run_once(name: str, args: argparse.Namespace, chaos: bool) -> Run:
                  progress_update_interval=args.progress_interval)
     db = make_engine(url)
     log_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-logs-"))
+    ok = False
     try:
         migrate(url)
         ensure_topics(s)
@@ -124,7 +126,12 @@ def run_once(name: str, args: argparse.Namespace, chaos: bool) -> Run:
                 run.problems.append(f"SIGTERM exit codes: {codes}")
         run.problems += exactly_once_problems(s, db, BATCH_ID, args.files)
         run.tables = dump(db, prefix)
+        ok = not run.problems
     finally:
+        if ok:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            print(f"{name}: service logs kept in {log_dir}", flush=True)
         db.dispose()
         delete_topics(s)
         with server.begin() as c:
