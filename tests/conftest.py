@@ -25,6 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from cofi.admin import delete_topics, ensure_topics
 from cofi.db import make_engine, migrate
@@ -130,9 +131,11 @@ def database_server_url() -> Iterator[str]:
         container.stop()
 
 
-def _fresh_database(server_url: str) -> Iterator[str]:
+def fresh_database(server_url: str) -> Iterator[str]:
+    """Create `cofi_test_<random>`, migrate it to head, yield its URL, drop it afterwards.
+    NullPool: no pooled connection outlives a server restart (the server-fault tests restart it)."""
     name = f"cofi_test_{uuid.uuid4().hex[:12]}"
-    server = create_engine(server_url)
+    server = create_engine(server_url, poolclass=NullPool)
     try:
         with server.begin() as conn:
             conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
@@ -148,13 +151,13 @@ def _fresh_database(server_url: str) -> Iterator[str]:
 @pytest.fixture
 def db_url(database_server_url: str) -> Iterator[str]:
     """A fresh database migrated to head, dropped after the test."""
-    yield from _fresh_database(database_server_url)
+    yield from fresh_database(database_server_url)
 
 
 @pytest.fixture(scope="module")
 def module_db_url(database_server_url: str) -> Iterator[str]:
     """Like `db_url`, shared by the tests of one module (cheaper when tests only read or clean up)."""
-    yield from _fresh_database(database_server_url)
+    yield from fresh_database(database_server_url)
 
 
 @pytest.fixture

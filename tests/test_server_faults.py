@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 
 from cofi.admin import delete_topics, ensure_topics
-from cofi.db import make_engine, migrate
+from cofi.db import make_engine
 from cofi.settings import Settings
+from tests.conftest import fresh_database
 from tests.recovery_support import (
     Pipeline,
     PrivateKafka,
@@ -108,18 +107,7 @@ def test_kafka_broker_down_mid_batch_loses_and_doubles_nothing(how: str, private
 
 @pytest.fixture
 def private_db_url(private_db: PrivateMariaDB) -> Iterator[str]:
-    name = f"cofi_test_{uuid.uuid4().hex[:12]}"
-    server = create_engine(private_db.server_url, poolclass=NullPool)  # the server restarts in between
-    try:
-        with server.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-        url = make_url(private_db.server_url).set(database=name).render_as_string(hide_password=False)
-        migrate(url)
-        yield url
-    finally:
-        with server.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
+    yield from fresh_database(private_db.server_url)
 
 
 @pytest.mark.parametrize("how", ["stop", "kill9"])
