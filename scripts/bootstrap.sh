@@ -23,8 +23,9 @@ EXTRAS="all,dev"
 PYTHON="${PYTHON:-python3}"
 APT_PACKAGES=(mariadb-server mariadb-client espeak-ng sox libsndfile1 ffmpeg)
 
-say() { printf 'bootstrap: %s\n' "$*"; }
-die() { printf 'bootstrap: ERROR: %s\n' "$*" >&2; exit 1; }
+LIB_NAME=bootstrap
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 T0=$SECONDS
 mkdir -p "$ROOT/.local/run" "$ROOT/.local/log"

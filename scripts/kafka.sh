@@ -46,29 +46,10 @@ ADV_HOST="${KAFKA_ADVERTISED_HOST:-127.0.0.1}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-60}"
 
-# Run "$@" as the leader of a new session/process group, keeping this (sub)shell's pid:
-# setsid(1) only forks when the caller already leads its process group (job control on),
-# and in that case no new session is needed for group signalling anyway.
-exec_detached() {
-    local stat
-    stat=$(cat "/proc/$BASHPID/stat")
-    stat=${stat##*) }
-    if [ "$(echo "$stat" | cut -d' ' -f3)" = "$BASHPID" ]; then exec "$@"; else exec setsid "$@"; fi
-}
+LIB_NAME=kafka
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-say() { printf 'kafka: %s\n' "$*"; }
-die() { printf 'kafka: ERROR: %s\n' "$*" >&2; exit 1; }
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# "pid program args" of whoever listens on TCP port $1, or nothing.
-port_owner() {
-    local pid
-    command -v ss >/dev/null 2>&1 || return 0
-    pid=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2) || true
-    [ -n "$pid" ] || return 0
-    printf '%s %s' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-200)"
-}
 
 # Is $1 the pid of *our* broker (alive, a kafka.Kafka JVM using our server.properties)?
 is_our_kafka() {
@@ -334,33 +315,7 @@ cmd_start() {
     say "ready on localhost:$PORT (pid $pid, $((SECONDS - t0)) s)"
 }
 
-cmd_stop() {
-    local pid owner
-    pid=$(read_pid)
-    if ! is_our_kafka "$pid"; then
-        owner=$(port_owner "$PORT")
-        if [ -n "$owner" ] && is_our_kafka "${owner%% *}"; then
-            pid=${owner%% *}
-        else
-            rm -f "$PIDFILE"
-            say "not running"
-            return 0
-        fi
-    fi
-    say "stopping pid $pid"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ]; then
-            say "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.3
-    done
-    rm -f "$PIDFILE"
-    say "stopped"
-}
+cmd_stop() { stop_server is_our_kafka; }
 
 cmd_status() {
     local pid

@@ -45,33 +45,15 @@ DB_USER=cofi
 DB_PASS=cofi
 OS_USER="$(id -un)"   # mariadb-install-db gives this OS user a unix_socket admin account
 
-# Run "$@" as the leader of a new session/process group, keeping this (sub)shell's pid:
-# setsid(1) only forks when the caller already leads its process group (job control on),
-# and in that case no new session is needed for group signalling anyway.
-exec_detached() {
-    local stat
-    stat=$(cat "/proc/$BASHPID/stat")
-    stat=${stat##*) }
-    if [ "$(echo "$stat" | cut -d' ' -f3)" = "$BASHPID" ]; then exec "$@"; else exec setsid "$@"; fi
-}
-
-say() { printf 'mariadb: %s\n' "$*"; }
-die() { printf 'mariadb: ERROR: %s\n' "$*" >&2; exit 1; }
+LIB_NAME=mariadb
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Unix socket paths are limited to 107 bytes; a deep checkout falls back to /tmp.
 if [ "${#SOCK}" -gt 100 ]; then
     SOCK="/tmp/cofi-mariadb-$(printf '%s' "${MARIADB_DIR:-$ROOT}" | sha256sum | cut -c1-12).sock"
 fi
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-port_owner() {
-    local pid
-    command -v ss >/dev/null 2>&1 || return 0
-    pid=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2) || true
-    [ -n "$pid" ] || return 0
-    printf '%s %s' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-200)"
-}
 
 # Is $1 the pid of *our* server (alive, a mariadbd started with our my.cnf)?
 is_ours() {
@@ -249,33 +231,7 @@ cmd_start() {
     say "ready on 127.0.0.1:$PORT, socket $SOCK (pid $pid, $((SECONDS - t0)) s)"
 }
 
-cmd_stop() {
-    local pid owner
-    pid=$(read_pid)
-    if ! is_ours "$pid"; then
-        owner=$(port_owner "$PORT")
-        if [ -n "$owner" ] && is_ours "${owner%% *}"; then
-            pid=${owner%% *}
-        else
-            rm -f "$PIDFILE"
-            say "not running"
-            return 0
-        fi
-    fi
-    say "stopping pid $pid"
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ]; then
-            say "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.3
-    done
-    rm -f "$PIDFILE"
-    say "stopped"
-}
+cmd_stop() { stop_server is_ours; }
 
 cmd_status() {
     local pid

@@ -40,18 +40,9 @@ metrics_port_of() {
     esac
 }
 
-# Run "$@" as the leader of a new session/process group, keeping this (sub)shell's pid:
-# setsid(1) only forks when the caller already leads its process group (job control on),
-# and in that case no new session is needed for group signalling anyway.
-exec_detached() {
-    local stat
-    stat=$(cat "/proc/$BASHPID/stat")
-    stat=${stat##*) }
-    if [ "$(echo "$stat" | cut -d' ' -f3)" = "$BASHPID" ]; then exec "$@"; else exec setsid "$@"; fi
-}
-
-say() { printf 'services: %s\n' "$*"; }
-die() { printf 'services: ERROR: %s\n' "$*" >&2; exit 1; }
+LIB_NAME=services
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pidfile() { echo "$RUN/$1.pid"; }
 read_pid() { [ -f "$(pidfile "$1")" ] && tr -dc '0-9' <"$(pidfile "$1")" || true; }
