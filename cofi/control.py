@@ -50,13 +50,14 @@ class CancelWatcher:
     def _run(self) -> None:
         consumer: Consumer | None = None
         while not self._stop.is_set() and consumer is None:
+            c = Consumer(consumer_config(self.settings, f"{self.settings.topic_prefix}-control-watch"))
             try:
-                c = Consumer(consumer_config(self.settings, f"{self.settings.topic_prefix}-control-watch"))
-                meta = c.list_topics(self.topic, timeout=10)
+                meta = c.list_topics(self.topic, timeout=2)
                 parts = meta.topics[self.topic].partitions
                 c.assign([TopicPartition(self.topic, p, 0) for p in parts] or [TopicPartition(self.topic, 0, 0)])
                 consumer = c
             except (KafkaException, KeyError) as exc:
+                c.close()  # a fresh client next time; this one would keep reconnecting in the background
                 log.warning("control topic %s not readable yet (%s); retrying", self.topic, exc)
                 self._stop.wait(5)
         while not self._stop.is_set() and consumer is not None:
