@@ -1,4 +1,5 @@
-"""Fixtures for the LLM stages: the REAL local llama.cpp server (Gemma 3 270M) and FileEvent builders."""
+"""Fixtures for the LLM stage tests: FileEvent builders, contexts, and settings for the REAL local
+llama.cpp server (the `llm_server` fixture lives in tests/conftest.py, shared with the e2e test)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from llm_events import make_event
 from cofi.engine import StageContext
 from cofi.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 300.0
 
 @pytest.fixture
 def file_event() -> Callable[..., dict[str, Any]]:
