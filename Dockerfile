@@ -43,4 +43,4 @@ RUN pip install --no-deps -e . \
 
 USER cofi
 VOLUME ["/data/artifacts", "/models"]
-CMD ["python", "-m", "cofi.admin", "init"]
+CMD ["python", "-m", "cofi.ops.admin", "init"]

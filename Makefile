@@ -16,11 +16,11 @@ export DATABASE_URL ?= mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi
 help:
 	@echo "make bootstrap   install Debian packages, .venv (pip install -e '.[all,dev]'), Kafka jars"
 	@echo "make servers     start Kafka (localhost:9092) and MariaDB (127.0.0.1:3306) from .local/"
-	@echo "make up          servers + python -m cofi.admin init (topics, migrations) + all services"
+	@echo "make up          servers + python -m cofi.ops.admin init (topics, migrations) + all services"
 	@echo "make down        stop the services, then Kafka and MariaDB"
 	@echo "make test        bootstrap + servers + pytest -q        (PYTEST_ARGS=... to pass more)"
 	@echo "make test-all    same, including slow tests (-m \"\")"
-	@echo "make demo        bootstrap + up + python -m cofi.demo"
+	@echo "make demo        bootstrap + up + python -m cofi.ops.demo"
 	@echo "make lint        ruff check ."
 	@echo "make status      what runs"
 
@@ -32,7 +32,7 @@ servers:
 	bash scripts/kafka.sh start
 
 up: servers
-	$(PY) -m cofi.admin init
+	$(PY) -m cofi.ops.admin init
 	bash scripts/services.sh start
 
 down:
@@ -47,7 +47,7 @@ test-all: bootstrap servers
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
 
 demo: bootstrap up
-	$(PY) -m cofi.demo
+	$(PY) -m cofi.ops.demo
 
 lint:
 	@if [ -x .venv/bin/ruff ]; then .venv/bin/ruff check .; else ruff check .; fi

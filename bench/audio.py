@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from cofi.engine import StageContext
+from cofi.devtools.synth import LANGUAGES, make_call, wer
+from cofi.pipeline.engine import StageContext
 from cofi.settings import Settings
-from cofi.synth import LANGUAGES, make_call, wer
 
 
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:

@@ -37,11 +37,11 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from cofi import events  # noqa: E402
-from cofi.admin import delete_topics, ensure_topics  # noqa: E402
-from cofi.codec import get_codec  # noqa: E402
 from cofi.db import make_engine, migrate  # noqa: E402
+from cofi.ops.admin import delete_topics, ensure_topics  # noqa: E402
+from cofi.pipeline.codec import get_codec  # noqa: E402
+from cofi.pipeline.topics import Topics  # noqa: E402
 from cofi.settings import Settings  # noqa: E402
-from cofi.topics import Topics  # noqa: E402
 from tests.harness import produce  # noqa: E402
 from tests.recovery_support import SERVICES, Pipeline, batch_row, exactly_once_problems  # noqa: E402
 

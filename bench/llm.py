@@ -28,8 +28,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cofi.engine import StageContext  # noqa: E402
-from cofi.questionnaire import default_questionnaire  # noqa: E402
+from cofi.audit.questionnaire import default_questionnaire  # noqa: E402
+from cofi.pipeline.engine import StageContext  # noqa: E402
 from cofi.settings import Settings  # noqa: E402
 from services.llm1.engine import Llm1Engine  # noqa: E402
 

@@ -20,13 +20,13 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from cofi import events
-from cofi.admin import delete_topics, ensure_topics
-from cofi.codec import get_codec
 from cofi.db import make_engine, migrate
-from cofi.kafka import make_producer
+from cofi.ops.admin import delete_topics, ensure_topics
+from cofi.pipeline import events
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.kafka import make_producer
+from cofi.pipeline.topics import STAGES, Topics
 from cofi.settings import Settings
-from cofi.topics import STAGES, Topics
 from tests.harness import ServiceProcess
 
 

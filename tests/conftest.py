@@ -27,8 +27,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from cofi.admin import delete_topics, ensure_topics
 from cofi.db import make_engine, migrate
+from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
 
 LOCAL_KAFKA = "localhost:9092"

@@ -17,14 +17,14 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from cofi import events
-from cofi.codec import get_codec
-from cofi.engine import Engine
-from cofi.kafka import consumer_config, make_producer
-from cofi.passthrough import PassthroughEngine
+from cofi.pipeline import events
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.engine import Engine
+from cofi.pipeline.kafka import consumer_config, make_producer
+from cofi.pipeline.passthrough import PassthroughEngine
+from cofi.pipeline.topics import Topics
+from cofi.pipeline.worker import StageWorker
 from cofi.settings import Settings
-from cofi.topics import Topics
-from cofi.worker import StageWorker
 
 REPO = Path(__file__).resolve().parent.parent
 

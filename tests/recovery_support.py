@@ -21,10 +21,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from sqlalchemy import Engine, text
 
-from cofi.codec import get_codec
-from cofi.kafka import consumer_config
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.kafka import consumer_config
+from cofi.pipeline.topics import STAGES, Topics
 from cofi.settings import Settings
-from cofi.topics import STAGES, Topics
 from tests.harness import REPO, ServiceProcess
 
 SERVICES: tuple[str, ...] = ("tracker", *STAGES)

@@ -23,11 +23,11 @@ from sqlalchemy import Engine, insert, update
 from typer.testing import CliRunner
 
 from cofi import db
-from cofi.cli import app
-from cofi.codec import get_codec
-from cofi.kafka import make_consumer
+from cofi.ops.cli import app
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.kafka import make_consumer
+from cofi.pipeline.topics import Topics
 from cofi.settings import Settings, get_settings
-from cofi.topics import Topics
 
 RULES = """\
 - id: disclosure

@@ -13,7 +13,7 @@ import fastavro
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from cofi.codec import CURRENT, MAGIC, SCHEMA_DIR, Codec, DecodeError
+from cofi.pipeline.codec import CURRENT, MAGIC, SCHEMA_DIR, Codec, DecodeError
 
 T0 = datetime(2026, 1, 15, 9, 30, 0, 123000, tzinfo=timezone.utc)  # millisecond precision survives
 HISTORY = sorted((SCHEMA_DIR / "history").glob("*.avsc"))

@@ -41,7 +41,7 @@ def test_every_service_is_defined(compose: dict[str, Any]) -> None:
 
 def test_commands_name_real_modules(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert services["topic-init"]["command"][:4] == ["python", "-m", "cofi.admin", "init"]
+    assert services["topic-init"]["command"][:4] == ["python", "-m", "cofi.ops.admin", "init"]
     wanted = {name: f"services.{name}" for name in COFI_SERVICES} | SERVERS
     for name, module in wanted.items():
         cmd = services[name]["command"]

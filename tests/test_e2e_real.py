@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from cofi import synth
+from cofi.devtools import synth
+from cofi.pipeline.topics import STAGES
+from cofi.pipeline.worker import build_engine
 from cofi.settings import Settings
-from cofi.topics import STAGES
-from cofi.worker import build_engine
 from tests.harness import ThreadedWorkers
 from tests.test_tracker import RunningTracker, submit, wait_status
 

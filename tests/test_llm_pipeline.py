@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from cofi.engine import StageContext, StageOutput
-from cofi.passthrough import PassthroughEngine
+from cofi.pipeline.engine import StageContext, StageOutput
+from cofi.pipeline.passthrough import PassthroughEngine
+from cofi.pipeline.topics import STAGES
 from cofi.settings import Settings
-from cofi.topics import STAGES
 from services.llm1.engines import build_engine as build_llm1
 from services.llm2.engines import build_engine as build_llm2
 from tests.harness import ThreadedWorkers

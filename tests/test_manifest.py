@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cofi.manifest import FileSpec, ManifestError, missing_files, read_manifest
+from cofi.pipeline.manifest import FileSpec, ManifestError, missing_files, read_manifest
 
 
 def _touch(p: Path) -> Path:
@@ -81,7 +81,7 @@ def test_json_list_and_files_object(tmp_path: Path) -> None:
 
 
 def test_synth_manifest_reads(tmp_path: Path) -> None:
-    """The manifest.csv cofi.synth writes (same columns) is accepted as is."""
+    """The manifest.csv cofi.devtools.synth writes (same columns) is accepted as is."""
     (tmp_path / "manifest.csv").write_text(
         "file,clientCode,phone,callStart\ncall_0000.wav,C12345,+15551234567,2026-01-15T09:00:41+00:00\n")
     [spec] = read_manifest(tmp_path / "manifest.csv")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from cofi.admin import delete_topics, ensure_topics
 from cofi.db import make_engine
+from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
 from tests.conftest import fresh_database
 from tests.recovery_support import (

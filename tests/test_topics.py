@@ -7,9 +7,9 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from cofi.admin import BATCH_START_MAX_BYTES, AdminError, delete_topics, ensure_topics
+from cofi.ops.admin import BATCH_START_MAX_BYTES, AdminError, delete_topics, ensure_topics
+from cofi.pipeline.topics import DONE, STAGES, Topics, UnknownStageError, first_stage, next_stage, stage_plan
 from cofi.settings import Settings
-from cofi.topics import DONE, STAGES, Topics, UnknownStageError, first_stage, next_stage, stage_plan
 
 
 def test_full_plan_and_routing() -> None:

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from cofi import events
-from cofi.admin import delete_topics, ensure_topics
-from cofi.codec import get_codec
-from cofi.monitoring import ALL_QUERIES, run_all
+from cofi.ops.admin import delete_topics, ensure_topics
+from cofi.ops.monitoring import ALL_QUERIES, run_all
+from cofi.pipeline import events
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.topics import STAGES, Topics
 from cofi.settings import Settings
-from cofi.topics import STAGES, Topics
 from services.tracker.service import Tracker
 from tests.harness import ThreadedWorkers, produce
 from tests.test_worker import ScriptedEngine

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-from cofi.codec import get_codec
-from cofi.engine import PermanentError, StageContext, StageOutput, TransientError
-from cofi.passthrough import PassthroughEngine
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.engine import PermanentError, StageContext, StageOutput, TransientError
+from cofi.pipeline.passthrough import PassthroughEngine
+from cofi.pipeline.topics import STAGES, Topics
 from cofi.settings import Settings
-from cofi.topics import STAGES, Topics
 from tests.harness import (
     Collector,
     ServiceProcess,
@@ -221,7 +221,7 @@ def test_metrics_endpoint_shows_counters_and_health(settings: Settings) -> None:
 
 def test_worker_that_cannot_reach_kafka_says_so_retries_and_stops_cleanly(settings: Settings, caplog) -> None:
     dead = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1", "kafka_connect_timeout_s": 1.0})
-    with caplog.at_level("ERROR", logger="cofi.worker"), ThreadedWorkers(dead, ["lid"]) as tw:
+    with caplog.at_level("ERROR", logger="cofi.pipeline.worker"), ThreadedWorkers(dead, ["lid"]) as tw:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len([r for r in caplog.records if "cannot reach Kafka" in r.message]) < 2:
             time.sleep(0.2)

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from cofi.audio import load_settings_audio, read_wav_bytes, resample, wav_bytes, write_wav
-from cofi.engine import Engine, PermanentError, StageContext, StageOutput, TransientError
+from cofi.audio.io import load_settings_audio, read_wav_bytes, resample, wav_bytes, write_wav
+from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput, TransientError
 from cofi.settings import Settings
 from services.denoise.spectral import denoise
 

@@ -13,8 +13,8 @@ import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cofi.audio import read_wav_bytes, wav_bytes
-from cofi.engine import PermanentError
+from cofi.audio.io import read_wav_bytes, wav_bytes
+from cofi.pipeline.engine import PermanentError
 from cofi.settings import Settings
 from services.denoise.spectral import denoise
 

@@ -1,7 +1,7 @@
 """`python -m services.ivr`: the ivr stage (IVR prelude detection and trimming) on the shared stage worker."""
 
+from cofi.pipeline.worker import run_service
 from cofi.settings import Settings
-from cofi.worker import run_service
 
 
 def _factory(name: str, settings: Settings):

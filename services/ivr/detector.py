@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cofi.audio import Audio
-from cofi.models import VAD_FRAME, vad_probs
+from cofi.audio.io import Audio
+from cofi.models.whisper import VAD_FRAME, vad_probs
 from services.ivr.dtmf import frame_digits
 
 SHARED_CORR = 0.6

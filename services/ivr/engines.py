@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cofi.audio import load_settings_audio, write_wav
-from cofi.engine import Engine, StageContext, StageOutput
+from cofi.audio.io import load_settings_audio, write_wav
+from cofi.pipeline.engine import Engine, StageContext, StageOutput
 from cofi.settings import Settings
 from services.ivr.detector import detect
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from faster_whisper.vad import VadOptions
 
-from cofi.audio import load_settings_audio
-from cofi.engine import Engine, StageContext, StageOutput
-from cofi.models import get_whisper, speech_segments
+from cofi.audio.io import load_settings_audio
+from cofi.models.whisper import get_whisper, speech_segments
+from cofi.pipeline.engine import Engine, StageContext, StageOutput
 from cofi.settings import Settings
 
 ENGINES = ("whisper",)

@@ -1,7 +1,7 @@
 """`python -m services.llm1`: the llm1 stage (audit questionnaire and trade verification) on the shared stage worker."""
 
+from cofi.pipeline.worker import run_service
 from cofi.settings import Settings
-from cofi.worker import run_service
 
 
 def _factory(name: str, settings: Settings):

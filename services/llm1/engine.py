@@ -13,13 +13,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from cofi.engine import Engine, PermanentError, StageContext, StageOutput
-from cofi.llm_client import ChatResult, LlmClient, LlmOutputError, Usage
-from cofi.questionnaire import Question, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
+from cofi.audit import prompts
+from cofi.audit.evidence import evidence_for, grounded
+from cofi.audit.llm_client import ChatResult, LlmClient, LlmOutputError, Usage
+from cofi.audit.questionnaire import Question, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
+from cofi.audit.trade_facts import combine, trade_facts
+from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.settings import Settings
-from services.llm1 import prompts
-from services.llm1.evidence import evidence_for, grounded
-from services.llm1.trade_facts import combine, trade_facts
 
 log = logging.getLogger(__name__)
 QUESTION_MODES = ("per_question", "batch")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cofi.engine import Engine
+from cofi.pipeline.engine import Engine
 from cofi.settings import Settings
 
 ENGINES = ("llm", "passthrough")
@@ -14,7 +14,7 @@ def build_engine(name: str, settings: Settings) -> Engine:
 
         return Llm1Engine(settings)
     if name == "passthrough":
-        from cofi.passthrough import PassthroughEngine
+        from cofi.pipeline.passthrough import PassthroughEngine
 
         return PassthroughEngine("llm1")
     raise ValueError(f"unknown LLM1_ENGINE {name!r}; expected one of {', '.join(ENGINES)}")

@@ -12,13 +12,13 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from cofi.engine import Engine, PermanentError, StageContext, StageOutput
-from cofi.llm_client import LlmClient
-from cofi.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
-from cofi.rules import Rule, RulesError, evaluate, load_rules, rule_names
+from cofi.audit.evidence import evidence_for
+from cofi.audit.llm_client import LlmClient
+from cofi.audit.prompts import cut_transcript, user_only
+from cofi.audit.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
+from cofi.audit.rules import Rule, RulesError, evaluate, load_rules, rule_names
+from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.settings import Settings
-from services.llm1.evidence import evidence_for
-from services.llm1.prompts import cut_transcript, user_only
 from services.llm2.scoring import score_answers, verdict
 
 LLM_RULE_SCHEMA: dict[str, Any] = {

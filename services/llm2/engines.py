@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cofi.engine import Engine
+from cofi.pipeline.engine import Engine
 from cofi.settings import Settings
 
 ENGINES = ("rules", "passthrough")
@@ -14,7 +14,7 @@ def build_engine(name: str, settings: Settings) -> Engine:
 
         return Llm2Engine(settings)
     if name == "passthrough":
-        from cofi.passthrough import PassthroughEngine
+        from cofi.pipeline.passthrough import PassthroughEngine
 
         return PassthroughEngine("llm2")
     raise ValueError(f"unknown LLM2_ENGINE {name!r}; expected one of {', '.join(ENGINES)}")

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cofi.normalize import normalize_answer
-from cofi.questionnaire import Question, Questionnaire
+from cofi.audit.normalize import normalize_answer
+from cofi.audit.questionnaire import Question, Questionnaire
 
 
 @dataclass

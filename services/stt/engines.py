@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from faster_whisper.vad import VadOptions
 
-from cofi.audio import Audio, load_settings_audio
-from cofi.engine import Engine, StageContext, StageOutput
-from cofi.models import get_whisper, speech_segments
+from cofi.audio.io import Audio, load_settings_audio
+from cofi.models.whisper import get_whisper, speech_segments
+from cofi.pipeline.engine import Engine, StageContext, StageOutput
 from cofi.settings import Settings
 from services.stt.speech import speech_params
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cofi import events
-from cofi.codec import Codec
-from cofi.topics import DONE, STAGES, Topics
-from cofi.transactions import Outgoing
+from cofi.pipeline import events
+from cofi.pipeline.codec import Codec
+from cofi.pipeline.topics import DONE, STAGES, Topics
+from cofi.pipeline.transactions import Outgoing
 
 
 def tracker_event_id(file_id: str, generation: int, stage: str) -> str:

@@ -13,13 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from cofi import events
-from cofi.codec import Codec
-from cofi.manifest import ManifestError, read_manifest
+from cofi.audit.trades import TradeFileError, map_trades
+from cofi.pipeline import events
+from cofi.pipeline.codec import Codec
+from cofi.pipeline.manifest import ManifestError, read_manifest
+from cofi.pipeline.topics import STAGES, Topics, UnknownStageError, first_stage, stage_plan
+from cofi.pipeline.transactions import Outgoing
 from cofi.settings import Settings
-from cofi.topics import STAGES, Topics, UnknownStageError, first_stage, stage_plan
-from cofi.trades import TradeFileError, map_trades
-from cofi.transactions import Outgoing
 from services.tracker import store
 from services.tracker.emit import emission
 from services.tracker.progress import LogRow

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from cofi.codec import Codec, DecodeError
-from cofi.topics import DONE, Topics
-from cofi.transactions import Outgoing
+from cofi.pipeline.codec import Codec, DecodeError
+from cofi.pipeline.topics import DONE, Topics
+from cofi.pipeline.transactions import Outgoing
 from services.tracker import store
 from services.tracker.emit import emission, first_undone
 from services.tracker.progress import LogRow

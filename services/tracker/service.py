@@ -22,13 +22,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from cofi.codec import Codec, DecodeError, get_codec
 from cofi.db import make_engine
-from cofi.kafka import consumer_config, instance_name
-from cofi.metrics import HealthServer, Heartbeat
+from cofi.pipeline.codec import Codec, DecodeError, get_codec
+from cofi.pipeline.kafka import consumer_config, instance_name
+from cofi.pipeline.metrics import HealthServer, Heartbeat
+from cofi.pipeline.topics import DONE, STAGES, Topics
+from cofi.pipeline.transactions import Outgoing, TransactionalSender, offsets_after
 from cofi.settings import Settings
-from cofi.topics import DONE, STAGES, Topics
-from cofi.transactions import Outgoing, TransactionalSender, offsets_after
 from services.tracker import store
 from services.tracker.intake import Intake
 from services.tracker.progress import BatchView, LogRow, evaluate

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 
 from cofi.db import DONE_COLUMNS, STAGE_STATUS_COLUMNS
-from cofi.topics import STAGES
+from cofi.pipeline.topics import STAGES
 from services.tracker.progress import Aggregates, LogRow
 
 FLAG = dict(zip(STAGES, DONE_COLUMNS, strict=True))

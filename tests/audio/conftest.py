@@ -1,8 +1,8 @@
 """Fixtures for the audio stages: generated calls with known truth, settings, stage contexts.
 
-Calls come from cofi.synth (espeak-ng + sox + numpy), so every measure has a ground truth.
+Calls come from cofi.devtools.synth (espeak-ng + sox + numpy), so every measure has a ground truth.
 The Whisper model is assembled once into the normal MODEL_CACHE_DIR and loaded once per
-test session (cofi.models caches it), exactly as a stage process does.
+test session (cofi.models.whisper caches it), exactly as a stage process does.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from cofi.codec import get_codec
-from cofi.engine import StageContext
+from cofi.devtools.synth import CallTruth, make_call
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.engine import StageContext
 from cofi.settings import Settings
-from cofi.synth import CallTruth, make_call
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""cofi.audio decodes every supported format to 16 kHz and rejects bad audio precisely."""
+"""cofi.audio.io decodes every supported format to 16 kHz and rejects bad audio precisely."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cofi.audio import load_audio, write_wav
-from cofi.engine import PermanentError
+from cofi.audio.io import load_audio, write_wav
+from cofi.pipeline.engine import PermanentError
 
 
 def _tone(sr: int, sec: float = 1.0, channels: int = 2) -> np.ndarray:

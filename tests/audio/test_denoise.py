@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cofi.engine import PermanentError, TransientError
+from cofi.pipeline.engine import PermanentError, TransientError
 from cofi.settings import Settings
 from services.denoise.engines import build_engine
 from tests.audio.conftest import CallFactory, assert_encodes, make_ctx, make_event

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cofi.models import assemble_whisper_base, resolve_whisper_path
+from cofi.models.whisper import assemble_whisper_base, resolve_whisper_path
 from cofi.settings import Settings
 
 

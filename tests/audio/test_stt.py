@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cofi.devtools.synth import AGENT, CUSTOMER, CallTruth, make_batch, wer
 from cofi.settings import Settings
-from cofi.synth import AGENT, CUSTOMER, CallTruth, make_batch, wer
 from services.denoise.engines import build_engine as build_denoise
 from services.ivr.engines import build_engine as build_ivr
 from services.stt.engines import build_engine

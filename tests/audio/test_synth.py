@@ -1,4 +1,4 @@
-"""cofi.synth makes real, deterministic calls whose truth matches the audio."""
+"""cofi.devtools.synth makes real, deterministic calls whose truth matches the audio."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from cofi.synth import AGENT, CUSTOMER, load_truth, make_batch, make_call
+from cofi.devtools.synth import AGENT, CUSTOMER, load_truth, make_batch, make_call
 
 
 def test_same_seed_same_bytes_other_seed_other_call(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from llm_events import make_event
 
-from cofi.engine import StageContext
+from cofi.pipeline.engine import StageContext
 from cofi.settings import Settings
 
 

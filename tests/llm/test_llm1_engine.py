@@ -8,11 +8,11 @@ from collections.abc import Callable
 import pytest
 from llm_events import make_event, with_result
 
-from cofi.codec import get_codec
-from cofi.engine import PermanentError, StageContext, TransientError
+from cofi.audit.evidence import best_line, evidence_for, grounded
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.engine import PermanentError, StageContext, TransientError
 from cofi.settings import Settings
 from services.llm1.engines import build_engine
-from services.llm1.evidence import best_line, evidence_for, grounded
 
 NO_LLM_QUESTIONS = """
 questions:

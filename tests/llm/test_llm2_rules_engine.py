@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from llm_events import make_event, with_result
 
-from cofi.codec import get_codec
-from cofi.engine import PermanentError, StageContext
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.engine import PermanentError, StageContext
 from cofi.settings import Settings
 from services.llm2.engines import build_engine
 

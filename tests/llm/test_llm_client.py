@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from scripted_server import Scripted, completion
 
-from cofi.engine import PermanentError, TransientError
-from cofi.llm_client import LlmClient, LlmOutputError, dialect_from_models, response_format_for, validate_json
+from cofi.audit.llm_client import LlmClient, LlmOutputError, dialect_from_models, response_format_for, validate_json
+from cofi.pipeline.engine import PermanentError, TransientError
 from cofi.settings import Settings
 
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["answer"],

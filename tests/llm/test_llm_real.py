@@ -11,13 +11,13 @@ from collections.abc import Callable
 import pytest
 from llm_events import make_event, with_result
 
-from cofi.codec import get_codec
-from cofi.engine import StageContext
-from cofi.llm_client import LlmClient
-from cofi.questionnaire import default_questionnaire
+from cofi.audit.evidence import grounded
+from cofi.audit.llm_client import LlmClient
+from cofi.audit.questionnaire import default_questionnaire
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.engine import StageContext
 from cofi.settings import Settings
 from services.llm1.engine import Llm1Engine
-from services.llm1.evidence import grounded
 from services.llm2.engine import Llm2Engine
 
 TRANSCRIPT = """agent: Good morning, this is Sarah from Acme Brokerage. This call is recorded.

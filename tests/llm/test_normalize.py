@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cofi.normalize import normalize_answer, words_to_number
+from cofi.audit.normalize import normalize_answer, words_to_number
 
 YNN = ["yes", "no", "na"]
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from llm_events import make_event
 
-from cofi.codec import get_codec
-from cofi.questionnaire import (
+from cofi.audit.questionnaire import (
     Questionnaire,
     QuestionnaireError,
     default_questionnaire,
     load_questionnaire,
     speech_answer,
 )
+from cofi.pipeline.codec import get_codec
 
 
 def test_default_questionnaire_covers_the_call_audit() -> None:

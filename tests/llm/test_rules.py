@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from llm_events import SPEECH, make_event
 
-from cofi.codec import get_codec
-from cofi.questionnaire import default_questionnaire
-from cofi.rules import RulesError, RuleSet, evaluate, load_rules, rule_names
+from cofi.audit.questionnaire import default_questionnaire
+from cofi.audit.rules import RulesError, RuleSet, evaluate, load_rules, rule_names
+from cofi.pipeline.codec import get_codec
 
 RULES_YAML = """
 - id: recording

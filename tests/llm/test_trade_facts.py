@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.llm1.trade_facts import Facts, combine, numbers_in, trade_facts
+from cofi.audit.trade_facts import Facts, combine, numbers_in, trade_facts
 
 TRADE = {"tradeId": "T1", "symbol": "AAPL", "side": "buy", "quantity": 100.0, "price": 187.5}
 CALL = """agent: Good morning, Acme Brokerage, this call is recorded.

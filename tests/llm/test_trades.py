@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from llm_events import make_event as file_event
 
-from cofi.codec import get_codec
-from cofi.trades import TradeFileError, load_trades, map_trades
+from cofi.audit.trades import TradeFileError, load_trades, map_trades
+from cofi.pipeline.codec import get_codec
 
 
 def trade(tid: str, client: str, at: str, **kw: object) -> dict:

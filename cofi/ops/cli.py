@@ -36,16 +36,17 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
-from cofi import db, monitoring
-from cofi.codec import get_codec
-from cofi.events import new_event_id, now
-from cofi.kafka import KafkaUnavailable, make_producer
-from cofi.manifest import ManifestError, is_audio, missing_files, read_manifest
-from cofi.questionnaire import QuestionnaireError, default_questionnaire, load_questionnaire
-from cofi.rules import RulesError, load_rules
+from cofi import db
+from cofi.audit.questionnaire import QuestionnaireError, default_questionnaire, load_questionnaire
+from cofi.audit.rules import RulesError, load_rules
+from cofi.audit.trades import TradeFileError, load_trades
+from cofi.ops import monitoring
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.events import new_event_id, now
+from cofi.pipeline.kafka import KafkaUnavailable, make_producer
+from cofi.pipeline.manifest import ManifestError, is_audio, missing_files, read_manifest
+from cofi.pipeline.topics import STAGES, Topics, UnknownStageError, stage_plan
 from cofi.settings import Settings, get_settings
-from cofi.topics import STAGES, Topics, UnknownStageError, stage_plan
-from cofi.trades import TradeFileError, load_trades
 
 EXIT_NOT_COMPLETED, EXIT_INVALID, EXIT_UNREACHABLE = 1, 2, 3
 FINAL_STATUSES = frozenset({"Completed", "Failed", "Cancelled", "Rejected"})
@@ -140,7 +141,7 @@ class Db:
         except ProgrammingError as exc:
             if getattr(exc.orig, "args", [None])[0] == 1146:
                 raise CliError(f"database at {where} has no cofi tables ({_first_line(exc.orig)}); "
-                               "run `python -m cofi.admin init` (part of `make up`)", EXIT_UNREACHABLE) from None
+                               "run `python -m cofi.ops.admin init` (part of `make up`)", EXIT_UNREACHABLE) from None
             raise
 
     def close(self) -> None:
@@ -182,7 +183,7 @@ def send_event(settings: Settings, topic: str, key: str, value: bytes) -> None:
                                f"({_kafka_reason(exc)}); start it with `make up` or set KAFKA_BOOTSTRAP_SERVERS") from None
     if topic not in topics:
         raise CliError(f"topic {topic} does not exist on Kafka at {where}; "
-                       "create the topics with `python -m cofi.admin init` (part of `make up`)", EXIT_UNREACHABLE)
+                       "create the topics with `python -m cofi.ops.admin init` (part of `make up`)", EXIT_UNREACHABLE)
     errors: list[str] = []
     producer.produce(topic, key=key.encode(), value=value,
                      on_delivery=lambda err, _msg: errors.append(str(err)) if err else None)

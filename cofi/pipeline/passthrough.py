@@ -9,7 +9,7 @@ import logging
 import time
 from typing import Any
 
-from cofi.engine import Engine, StageContext, StageOutput
+from cofi.pipeline.engine import Engine, StageContext, StageOutput
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cofi.questionnaire import Question
+from cofi.audit.questionnaire import Question
 
 SYSTEM = ("You audit a recorded phone call between a brokerage agent and a customer. "
           "Judge only from the transcript. Reply with JSON only.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
-from cofi.kafka import producer_config
+from cofi.pipeline.kafka import producer_config
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from simpleeval import SimpleEval
 
-from cofi.questionnaire import SPEECH_METRICS, Questionnaire, as_path
+from cofi.audit.questionnaire import SPEECH_METRICS, Questionnaire, as_path
 
 TRADE_COUNTS = ("total", "confirmed", "contradicted", "not_mentioned")
 FUNCTIONS: dict[str, Any] = {"abs": abs, "min": min, "max": max, "len": len, "round": round}

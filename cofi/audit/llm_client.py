@@ -35,7 +35,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from cofi.engine import PermanentError, TransientError
+from cofi.pipeline.engine import PermanentError, TransientError
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""One-shot setup: Kafka topics and database migrations (`python -m cofi.admin init|topics|migrate`).
+"""One-shot setup: Kafka topics and database migrations (`python -m cofi.ops.admin init|topics|migrate`).
 
 Idempotent, so the compose topic-init service and every test fixture can run it freely.
 """
@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from cofi.pipeline.topics import Topics
 from cofi.settings import Settings, get_settings
-from cofi.topics import Topics
 
-log = logging.getLogger("cofi.admin")
+log = logging.getLogger("cofi.ops.admin")
 
 BATCH_START_MAX_BYTES = 16 * 1024 * 1024  # a 10,000-file manifest fits in one BatchStart
 
@@ -35,7 +35,7 @@ def _admin_client(settings: Settings, timeout_s: float):
         "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
         "socket.timeout.ms": int(timeout_s * 1000),
         "log_level": 2,  # connection failures surface as AdminError, not as a stream of FAIL lines
-        "logger": logging.getLogger("cofi.admin.rdkafka"),
+        "logger": logging.getLogger("cofi.ops.admin.rdkafka"),
     })
 
 
@@ -167,7 +167,7 @@ def migrate_database(settings: Settings, revision: str = "head") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cofi.admin", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cofi.ops.admin", description=__doc__)
     parser.add_argument("command", choices=["init", "topics", "migrate"])
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker")
     args = parser.parse_args(argv)

@@ -21,11 +21,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cofi import synth
-from cofi.cli import CliError, Db, load_results, make_console, new_batch_id, print_monitoring, submit_batch, watch_batch
-from cofi.kafka import KafkaUnavailable
+from cofi.devtools import synth
+from cofi.ops.cli import (
+    CliError,
+    Db,
+    load_results,
+    make_console,
+    new_batch_id,
+    print_monitoring,
+    submit_batch,
+    watch_batch,
+)
+from cofi.pipeline.kafka import KafkaUnavailable
+from cofi.pipeline.topics import UnknownStageError, stage_plan
 from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
-from cofi.topics import UnknownStageError, stage_plan
 
 EXIT_UNREACHABLE = 3
 ORDER = re.compile(r"I want to (buy|sell) (.+?) shares of (.+?) at (.+?) dollars\.")
@@ -146,7 +155,7 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cofi.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cofi.ops.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=8, help="number of synthetic calls (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same calls)")
     parser.add_argument("--out", type=Path, default=Path(".local/demo"), help="calls go to OUT/<batchId>/")

@@ -19,15 +19,15 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from cofi import events
-from cofi.codec import Codec, DecodeError, get_codec
-from cofi.control import CancelWatcher
-from cofi.engine import Engine, PermanentError, StageContext, StageOutput, TransientError
-from cofi.kafka import consumer_config, instance_name
-from cofi.metrics import HealthServer, Heartbeat, StageMetrics
+from cofi.pipeline import events
+from cofi.pipeline.codec import Codec, DecodeError, get_codec
+from cofi.pipeline.control import CancelWatcher
+from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput, TransientError
+from cofi.pipeline.kafka import consumer_config, instance_name
+from cofi.pipeline.metrics import HealthServer, Heartbeat, StageMetrics
+from cofi.pipeline.topics import DONE, Topics, next_stage
+from cofi.pipeline.transactions import Outgoing, TransactionalSender, offsets_after
 from cofi.settings import Settings
-from cofi.topics import DONE, Topics, next_stage
-from cofi.transactions import Outgoing, TransactionalSender, offsets_after
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ def build_engine(stage: str, settings: Settings, factory: EngineFactory) -> Engi
     """`<STAGE>_ENGINE=passthrough` is handled here, every real engine by the service's factory."""
     name = getattr(settings, f"{stage}_engine")
     if name == "passthrough":
-        from cofi.passthrough import PassthroughEngine
+        from cofi.pipeline.passthrough import PassthroughEngine
 
         return PassthroughEngine(stage, delay_ms=settings.passthrough_delay_ms)
     return factory(name, settings)

@@ -11,10 +11,10 @@ import threading
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from cofi.codec import Codec, DecodeError
-from cofi.kafka import consumer_config
+from cofi.pipeline.codec import Codec, DecodeError
+from cofi.pipeline.kafka import consumer_config
+from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
-from cofi.topics import Topics
 
 log = logging.getLogger(__name__)
 

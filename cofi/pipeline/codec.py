@@ -18,7 +18,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 MAGIC = b"\xc3\x01"
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 CURRENT = {
     "BatchStart": "batch_start.avsc",
     "FileEvent": "file_event.avsc",

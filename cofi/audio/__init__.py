@@ -1,0 +1,1 @@
+"""Audio I/O shared by the audio stages."""
