@@ -297,7 +297,7 @@ def test_unreachable_servers_exit_3_with_one_line(offline: CliRunner, tmp_path: 
 
 def test_demo_fails_clearly_without_the_pipeline(offline: CliRunner, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from cofi import demo
+    from cofi.ops import demo
 
     monkeypatch.setenv("METRICS_PORT", "1")  # the tracker's /healthz: nothing listens there
     get_settings.cache_clear()
@@ -320,7 +320,7 @@ def _port_free(port: int) -> bool:
 def test_demo_end_to_end_on_passthrough_services(cli: CliRunner, settings: Settings, monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
     """The real tracker and six stage services (passthrough engines: plumbing only) under the demo."""
-    from cofi import demo
+    from cofi.ops import demo
 
     if not all(_port_free(p) for p in DEMO_PORTS.values()):
         pytest.skip("ports 9100-9106 are in use (is `make up` running?)")
@@ -364,7 +364,7 @@ def test_monitoring_queries_are_the_seeds_verbatim() -> None:
     import re
     import textwrap
 
-    from cofi import monitoring
+    from cofi.ops import monitoring
 
     text = SEED.read_text()
     monitor = text[text.index("**Monitor These Metrics:**"):text.index("## Logging Improvements")]
