@@ -44,6 +44,16 @@ class Turn:
     def text(self) -> str:
         return " ".join(w.text for w in self.words)
 
+    def pieces(self) -> list[tuple[str, list[str]]]:
+        """(text, marks) runs: consecutive words quoted by the same evidence make one highlight."""
+        out: list[tuple[str, list[str]]] = []
+        for w in self.words:
+            if out and out[-1][1] == w.marks:
+                out[-1] = (f"{out[-1][0]} {w.text}", w.marks)
+            else:
+                out.append((w.text, w.marks))
+        return out
+
 
 @dataclass
 class Location:

@@ -81,6 +81,17 @@ def batch_files(request: Request, batch_id: int, page: int = 0, file_status: str
                   page_size=queries.FILES_PAGE, file_status=file_status, final=status in queries.FINAL)
 
 
+@router.get("/batches/{batch_id}/details", response_class=HTMLResponse)
+def batch_details(request: Request, batch_id: int) -> Response:
+    """Failures and the seed's monitoring tables, polled every 5 s while the batch runs."""
+    with state(request).db.connect() as conn:
+        fails = queries.failures(conn, batch_id)
+        monitor = queries.monitoring_tables(conn, batch_id)
+        status = actions.batch_view(conn, batch_id).status
+    return render(request, "_batch_details.html", batch_id=batch_id, failures=fails, monitor=monitor,
+                  final=status in queries.FINAL)
+
+
 @router.get("/batches/{batch_id}/results.{fmt}")
 def results(request: Request, batch_id: int, fmt: str) -> Response:
     if fmt not in ("csv", "json"):
