@@ -85,7 +85,9 @@ start_one() {
     pid=$!
     echo "$pid" >"$(pidfile "$name")"
     STARTED+=("$name:$pid")
-    say "$name started (pid $pid${mport:+, METRICS_PORT=$mport}, log .local/log/$name.log)"
+    local label=METRICS_PORT
+    [ "$name" != console ] || label=CONSOLE_PORT
+    say "$name started (pid $pid${mport:+, $label=$mport}, log .local/log/$name.log)"
 }
 
 cmd_start() {
