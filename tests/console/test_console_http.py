@@ -1,11 +1,13 @@
 """The console over HTTP on a real batch (real Kafka + MariaDB, tracker and stage workers;
-passthrough engines: this is about pages, auth and controls, not audit quality)."""
+passthrough engines, and scripted stt/llm1 results of the real shapes for the evidence markup:
+this is about pages, auth and controls, not audit quality)."""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,11 +16,15 @@ from sqlalchemy import Engine
 from cofi.devtools import synth
 from cofi.ops.cli import load_results, results_csv
 from cofi.pipeline.codec import get_codec
+from cofi.pipeline.engine import StageContext, StageOutput
+from cofi.pipeline.passthrough import PassthroughEngine
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 from services.console import call_pages, pages
 from services.console.calls import audio_path
+from services.llm2.engine import Llm2Engine
 from tests.console.support import ConsoleServer, Pipeline, csrf_of, login
+from tests.console.test_evidence import ARTIFACT
 from tests.harness import Collector
 from tests.test_tracker import batch_start, submit, wait_status
 
@@ -153,3 +159,51 @@ def test_audio_is_only_served_from_the_artifact_root_or_the_original(tmp_path: P
     assert audio_path({**row, "lastEvent": event(str(root / ".." / "secret.wav"))}, root) == original.resolve()
     original.unlink()
     assert audio_path({**row, "lastEvent": event(str(secret))}, root) is None
+
+
+class _TranscriptStt(PassthroughEngine):
+    """Writes an STT artifact of the real engine's shape (tests/console/test_evidence.ARTIFACT)."""
+
+    def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
+        path = ctx.artifact("json")
+        path.write_text(json.dumps({**ARTIFACT, "source": event["currentAudio"]}))
+        out = super().process(event, ctx)
+        return StageOutput({**out.result, "language": "en", "transcriptPath": str(path),
+                            "text": "agent: Good morning ... Please note this call is recorded."})
+
+
+class _QuotingLlm1(PassthroughEngine):
+    """Answers with a quote, as the real llm1's result record."""
+
+    def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
+        out = super().process(event, ctx)
+        answers = [{"questionId": "recording_disclosed", "answer": "yes", "source": "llm",
+                    "evidence": "Agent: please note this call is RECORDED"},
+                   {"questionId": "greeting", "answer": "no", "source": "llm", "evidence": "goodbye and farewell"}]
+        return StageOutput({**out.result, "answers": answers})
+
+
+def test_call_page_highlights_located_evidence(settings: Settings, db_engine: Engine, tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    synth.make_batch(calls, 1, seed=6, ivr=False, stereo=True, turns=2)
+    questionnaire = json.dumps({"id": "t", "questions": [{"id": "recording_disclosed", "text": "Recorded?"},
+                                                         {"id": "greeting", "text": "Greeted?"}]})
+    start = {**batch_start(4102, 0), "files": [], "manifest": str(calls / "manifest.csv"),
+             "questionnaire": questionnaire}
+    engines = {"stt": _TranscriptStt("stt"), "llm1": _QuotingLlm1("llm1"), "llm2": Llm2Engine(settings)}
+    with Pipeline(settings, engines):
+        submit(settings, start)
+        assert wait_status(db_engine, 4102, timeout=120)["status"] == "Completed"
+    with ConsoleServer(settings) as console:
+        client = login(console.url, "rita")
+        file_id = re.search(r'href="/batches/4102/files/([^"/]+)"', client.get("/batches/4102").text).group(1)
+        html = client.get(f"/batches/4102/files/{file_id}").text
+        data = client.get(f"/batches/4102/files/{file_id}/data.json").json()
+    assert '<mark class="ev" data-ev="q:recording_disclosed">Please note this call is recorded.</mark>' in html
+    assert 'data-seek="4.5" data-turn="0"' in html and "(not found in the transcript)" in html
+    assert '<div class="turn spk-agent" id="turn-0" data-start="0.5"' in html
+    answers = {a["questionId"]: a for a in data["answers"]}
+    assert answers["recording_disclosed"]["located"] == {"turn": 0, "start": 4.5, "words": 6, "exact": True}
+    assert answers["greeting"]["located"] is None
+    assert data["timed"] and [t["speaker"] for t in data["turns"]] == ["agent", "customer"]
+    assert data["audit"]["verdict"] in ("pass", "fail") and 'id="verdict"' in html
