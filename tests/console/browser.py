@@ -13,13 +13,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.console.support import PASSWORDS
 
 
-def wait(driver: Any, timeout: float = 30) -> WebDriverWait:
+def wait(driver: Any, timeout: float = 60) -> WebDriverWait:
     return WebDriverWait(driver, timeout, poll_frequency=0.25)
 
 
 def text_of(driver: Any, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    """Visible text of the first match, read in one script (htmx may swap the element at any time)."""
+    return str(driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText.trim() : '';", css))
 
 
 def login(driver: Any, url: str, name: str, next_path: str = "/batches") -> None:
