@@ -16,7 +16,7 @@ export DATABASE_URL ?= mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi
 help:
 	@echo "make bootstrap   install Debian packages, .venv (pip install -e '.[all,dev]'), Kafka jars"
 	@echo "make servers     start Kafka (localhost:9092) and MariaDB (127.0.0.1:3306) from .local/"
-	@echo "make up          servers + python -m cofi.ops.admin init (topics, migrations) + all services"
+	@echo "make up          servers + python -m cofi.ops.admin init (topics, migrations) + all services, the console (:8090), Prometheus (:9090)"
 	@echo "make down        stop the services, then Kafka and MariaDB"
 	@echo "make test        bootstrap + servers + pytest -q        (PYTEST_ARGS=... to pass more)"
 	@echo "make test-all    same, including slow tests (-m \"\")"
@@ -34,8 +34,10 @@ servers:
 up: servers
 	$(PY) -m cofi.ops.admin init
 	bash scripts/services.sh start
+	bash scripts/prometheus.sh start
 
 down:
+	bash scripts/prometheus.sh stop
 	bash scripts/services.sh stop
 	bash scripts/kafka.sh stop
 	bash scripts/mariadb.sh stop
@@ -56,3 +58,4 @@ status:
 	@bash scripts/kafka.sh status || true
 	@bash scripts/mariadb.sh status || true
 	@bash scripts/services.sh status || true
+	@bash scripts/prometheus.sh status || true

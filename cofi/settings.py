@@ -9,14 +9,22 @@ import os
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STAGE_METRICS_PORTS = {
     "tracker": 9100, "denoise": 9101, "ivr": 9102, "lid": 9103,
     "stt": 9104, "llm1": 9105, "llm2": 9106,
 }
+
+
+class ConsoleUser(BaseModel):
+    """A console login: role `operator` may send controls, `reviewer` only reads."""
+
+    role: Literal["operator", "reviewer"]
+    password_hash: str
 
 
 class Settings(BaseSettings):
@@ -87,6 +95,16 @@ class Settings(BaseSettings):
     llm_max_transcript_chars: int = Field(16000, description="transcript cut for the LLM prompt (the local models run with an 8k-token context)")
     llm_server_threads: int = 0
     llm1_question_mode: str = Field("per_question", description="per_question (one LLM call each) | batch (one call per file)")
+
+    # console (services/console): the operator and QA web UI
+    console_host: str = Field("127.0.0.1", description="interface the console listens on")
+    console_port: int = Field(8090, description="console HTTP port (pages, and its own /metrics for Prometheus)")
+    console_users: dict[str, ConsoleUser] = Field(default_factory=dict, description='JSON: {"name": {"role": "operator"|"reviewer", "password_hash": "scrypt$..."}} (hash with `python -m services.console hash-password`)')
+    console_secret: SecretStr | None = Field(None, description="signs session cookies; required unless CONSOLE_DEV")
+    console_dev: bool = Field(False, description="local development: a missing secret/users are generated once under CONSOLE_STATE_DIR")
+    console_state_dir: Path = Path(".local/console")
+    console_session_hours: float = 12.0
+    console_secure_cookies: bool = Field(False, description="Secure flag on cookies (set behind HTTPS)")
 
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port if self.metrics_port is not None else STAGE_METRICS_PORTS.get(service, 9199)

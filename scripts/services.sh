@@ -10,6 +10,8 @@
 #   tracker denoise ivr lid stt llm1 llm2   .venv/bin/python -m services.<name>, METRICS_PORT 9100..9106
 #   denoise-server                          .venv/bin/python -m services.denoise.server
 #   llm-server                              .venv/bin/python -m services.llm1.server
+#   console                                 .venv/bin/python -m services.console on CONSOLE_PORT (8090); with
+#                                           CONSOLE_DEV=true unless set (logins in .local/console/credentials.txt)
 # Each one: pid in .local/run/<name>.pid, stdout+stderr appended to .local/log/<name>.log,
 # in its own session/process group (stop signals the whole group, so helper processes go too).
 # Other settings (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, ...) come from the caller's environment.
@@ -21,13 +23,14 @@ LOGDIR="$ROOT/.local/log"
 PY="$ROOT/.venv/bin/python"
 STOP_TIMEOUT="${SERVICES_STOP_TIMEOUT:-20}"
 
-ALL="tracker denoise ivr lid stt llm1 llm2 denoise-server llm-server"
+ALL="tracker denoise ivr lid stt llm1 llm2 denoise-server llm-server console"
 
 module_of() {
     case "$1" in
         tracker | denoise | ivr | lid | stt | llm1 | llm2) echo "services.$1" ;;
         denoise-server) echo "services.denoise.server" ;;
         llm-server) echo "services.llm1.server" ;;
+        console) echo "services.console" ;;
         *) return 1 ;;
     esac
 }
@@ -36,6 +39,7 @@ metrics_port_of() {
     case "$1" in
         tracker) echo 9100 ;; denoise) echo 9101 ;; ivr) echo 9102 ;; lid) echo 9103 ;;
         stt) echo 9104 ;; llm1) echo 9105 ;; llm2) echo 9106 ;;
+        console) echo "${CONSOLE_PORT:-8090}" ;;  # the console serves /metrics on its own port
         *) echo "" ;;
     esac
 }
@@ -73,14 +77,17 @@ start_one() {
     printf '\n===== %s scripts/services.sh start %s =====\n' "$(date '+%F %T')" "$name" >>"$LOGDIR/$name.log"
     (
         cd "$ROOT"
-        if [ -n "$mport" ]; then export METRICS_PORT="$mport"; else unset METRICS_PORT; fi
+        if [ -n "$mport" ] && [ "$name" != console ]; then export METRICS_PORT="$mport"; else unset METRICS_PORT; fi
+        [ "$name" != console ] || export CONSOLE_DEV="${CONSOLE_DEV:-true}"
         export PYTHONUNBUFFERED=1 COFI_SERVICE_NAME="$name"
         exec_detached "$PY" -m "$mod" >>"$LOGDIR/$name.log" 2>&1 </dev/null
     ) &
     pid=$!
     echo "$pid" >"$(pidfile "$name")"
     STARTED+=("$name:$pid")
-    say "$name started (pid $pid${mport:+, METRICS_PORT=$mport}, log .local/log/$name.log)"
+    local label=METRICS_PORT
+    [ "$name" != console ] || label=CONSOLE_PORT
+    say "$name started (pid $pid${mport:+, $label=$mport}, log .local/log/$name.log)"
 }
 
 cmd_start() {
