@@ -1,4 +1,4 @@
-"""FileEvent builders for the LLM-stage tests (a module, so tests can import it by name)."""
+"""FileEvent builders for the LLM-stage tests."""
 
 from __future__ import annotations
 
