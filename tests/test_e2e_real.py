@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from cofi.devtools import synth
+from cofi.devtools.wer import wer
 from cofi.pipeline.stages import REGISTRY, STAGES
 from cofi.pipeline.worker import build_engine
 from cofi.settings import Settings
@@ -66,7 +67,7 @@ def test_generated_calls_run_through_every_real_engine(settings: Settings, db_en
         assert a["language"] == "en"
         assert abs(a["ivrEndSec"] - t.ivr_end_sec) < 0.5
         hyp = " ".join(line.split(":", 1)[-1] for line in a["transcript"].splitlines())
-        assert synth.wer(t.reference_text, hyp) < 0.3
+        assert wer(t.reference_text, hyp) < 0.3
         assert a["verdict"] in ("pass", "fail", "critical_fail")
         answers = {x["questionId"]: x for x in json.loads(a["answers"])}
         assert set(answers) == {"greeting", "recording_disclosed", "low_silence"}

@@ -37,7 +37,7 @@ from cofi.pipeline.topics import stage_plan
 from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
 
 ORDER = re.compile(r"I want to (buy|sell) (.+?) shares of (.+?) at (.+?) dollars\.")
-WORDS_TO_NUMBER = {words: n for n, words in synth._NUMBERS_EN.items()}  # the synthesizer's own vocabulary
+WORDS_TO_NUMBER = {words: n for n, words in synth.NUMBERS_EN.items()}  # the synthesizer's own vocabulary
 
 DEMO_RULES = """\
 # Demo rules: llm2 evaluates them for every call.
