@@ -92,6 +92,7 @@ def test_arrival_is_explicit_in_v3_events_and_inferred_for_older_ones() -> None:
     (_, first, t0), (_, lid_out, t1), (_, stt_out, t2), (_, llm2_out, t3) = history(plan)
     assert (arrival(first, t0).entered, arrival(first, t0).completed) == ("lid", None)
     assert (arrival(lid_out, t1).entered, arrival(lid_out, t1).completed) == ("stt", "lid")
+    assert (arrival(stt_out, t2).entered, arrival(stt_out, t2).completed) == ("llm2", "stt")
     assert (arrival(llm2_out, t3).entered, arrival(llm2_out, t3).completed) == (DONE, "llm2")
     # the explicit field wins over the topic: a stage output re-read from another topic still names its stage
     assert arrival(stt_out, "llm2").completed == "stt"
