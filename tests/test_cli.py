@@ -364,7 +364,7 @@ def test_monitoring_queries_are_the_seeds_verbatim() -> None:
     import re
     import textwrap
 
-    from cofi import monitoring
+    from cofi.ops import monitoring
 
     text = SEED.read_text()
     monitor = text[text.index("**Monitor These Metrics:**"):text.index("## Logging Improvements")]
