@@ -21,7 +21,7 @@ help:
 	@echo "make test        bootstrap + servers + pytest -q        (PYTEST_ARGS=... to pass more)"
 	@echo "make test-all    same, including slow tests (-m \"\")"
 	@echo "make demo        bootstrap + up + python -m cofi.ops.demo"
-	@echo "make lint        ruff check ."
+	@echo "make lint        ruff check . + dead code (vulture, whitelist in vulture_whitelist.py)"
 	@echo "make status      what runs"
 
 bootstrap:
@@ -53,6 +53,8 @@ demo: bootstrap up
 
 lint:
 	@if [ -x .venv/bin/ruff ]; then .venv/bin/ruff check .; else ruff check .; fi
+	@if [ -x .venv/bin/vulture ]; then V=.venv/bin/vulture; else V=vulture; fi; \
+	  $$V cofi services bench tests vulture_whitelist.py --min-confidence 60
 
 status:
 	@bash scripts/kafka.sh status || true

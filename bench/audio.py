@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from cofi.devtools.synth import LANGUAGES, make_call, wer
+from cofi.devtools.synth import LANGUAGES, make_call
+from cofi.devtools.wer import wer
 from cofi.pipeline.engine import StageContext
+from cofi.pipeline.stages import empty_results
 from cofi.settings import Settings
 
 
@@ -32,7 +34,7 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 
 def _event(path: Path, results: dict[str, Any] | None = None) -> dict[str, Any]:
-    res = {s: None for s in ("denoise", "ivr", "lid", "stt", "llm1", "llm2")}
+    res = empty_results()
     res.update(results or {})
     return {"currentAudio": str(path), "audioPath": str(path), "results": res}
 

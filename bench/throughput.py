@@ -21,13 +21,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from cofi.db import make_engine, migrate
+from cofi.devtools.pipeline import SERVICES, ServiceProcess
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.pipeline import events
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.kafka import make_producer
-from cofi.pipeline.topics import STAGES, Topics
+from cofi.pipeline.stages import STAGES
+from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
-from tests.harness import ServiceProcess
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -68,7 +69,7 @@ def main() -> None:
                 w.writerow([f"/calls/call{i:06d}.wav", f"C{i % 97}"])
         env = {f"{s.upper()}_ENGINE": "passthrough" for s in STAGES}
         procs = [ServiceProcess(name, settings, work, WORKER_INSTANCE="bench", **env).start()
-                 for name in ("tracker", *STAGES)]
+                 for name in SERVICES]
         time.sleep(5)
         batch_id = 10_000_001
         start = {"eventId": events.new_event_id(), "batchId": batch_id, "submittedAt": events.now(),

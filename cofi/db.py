@@ -27,14 +27,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.mysql import CHAR, DATETIME, LONGBLOB, MEDIUMTEXT, TINYINT
 
+from cofi.pipeline.stages import REGISTRY
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = REPO_ROOT / "alembic.ini"
 MIGRATIONS_DIR = REPO_ROOT / "migrations"
 
-DONE_COLUMNS: tuple[str, ...] = ("denoiseDone", "ivrDone", "lidDone", "sttDone", "llm1Done", "llm2Done")
-STAGE_STATUS_COLUMNS: tuple[str, ...] = (
-    "denoiseStatus", "ivrStatus", "lidStatus", "sttStatus", "llm1Status", "llm2Status",
-)
+# One flag and one status column per stage of the registry, in stage order (the seed's names).
+DONE_COLUMNS: tuple[str, ...] = tuple(s.done_column for s in REGISTRY)
+STAGE_STATUS_COLUMNS: tuple[str, ...] = tuple(s.status_column for s in REGISTRY)
+# 0002 adds denoiseDone as the seed wrote it (`TINYINT(1) DEFAULT 0 AFTER file`): nullable.
+NULLABLE_DONE_COLUMNS = frozenset({"denoiseDone"})
 
 NOW3 = text("CURRENT_TIMESTAMP(3)")
 NOW3_ON_UPDATE = text("CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)")
@@ -57,8 +60,7 @@ file_distribution = Table(
     Column("batchId", BigInteger, nullable=False),
     Column("fileId", String(40), nullable=False),
     Column("file", String(512), nullable=False),
-    _flag("denoiseDone", nullable=True),  # 0002: `TINYINT(1) DEFAULT 0 AFTER file`, as the seed wrote it
-    _flag("ivrDone"), _flag("lidDone"), _flag("sttDone"), _flag("llm1Done"), _flag("llm2Done"),
+    *(_flag(c, nullable=c in NULLABLE_DONE_COLUMNS) for c in DONE_COLUMNS),
     Column("worker", String(128)),
     Column("gpu", String(64)),
     Column("status", String(32), nullable=False, server_default="Pending"),

@@ -11,13 +11,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-STAGE_METRICS_PORTS = {
-    "tracker": 9100, "denoise": 9101, "ivr": 9102, "lid": 9103,
-    "stt": 9104, "llm1": 9105, "llm2": 9106,
-}
+from cofi.pipeline.stages import REGISTRY, services
+
+#: METRICS_PORT of every service under `make up` (tracker 9100, then the stages in order)
+STAGE_METRICS_PORTS: dict[str, int] = {name: port for name, _, port in services()}
+
+# `<STAGE>_ENGINE` for every stage of the registry (DENOISE_ENGINE=spectral, ...).
+_StageEngines = create_model(  # type: ignore[call-overload]
+    "_StageEngines", __base__=BaseSettings,
+    **{f"{s.name}_engine": (str, Field(s.default_engine, description=f"{s.name} engine ({s.does}); "
+                                       "`passthrough` for plumbing tests only")) for s in REGISTRY})
 
 
 class ConsoleUser(BaseModel):
@@ -27,7 +33,7 @@ class ConsoleUser(BaseModel):
     password_hash: str
 
 
-class Settings(BaseSettings):
+class Settings(_StageEngines):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     # servers
@@ -45,20 +51,13 @@ class Settings(BaseSettings):
     log_file_start_events: bool = True
     progress_update_interval: int = 1
 
-    # engines per stage
-    denoise_engine: str = "spectral"
-    ivr_engine: str = "vad"
-    lid_engine: str = "whisper"
-    stt_engine: str = "whisper"
-    llm1_engine: str = "llm"
-    llm2_engine: str = "rules"
-
     # stage worker
     worker_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     worker_instance: str = Field("", description="stable per instance: part of the transactional.id (hostname if empty)")
     metrics_port: int | None = None
     stage_concurrency: int = Field(1, description="files processed at once by a slow engine")
     shutdown_grace_s: float = 30.0
+    engine_health_interval_s: float = Field(5.0, description="how often /healthz asks the engine (cached in between)")
     passthrough_delay_ms: int = 0
     commit_every_messages: int = 100
     commit_every_ms: int = 500
@@ -108,6 +107,10 @@ class Settings(BaseSettings):
 
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port if self.metrics_port is not None else STAGE_METRICS_PORTS.get(service, 9199)
+
+    def engine_for(self, stage: str) -> str:
+        """`<STAGE>_ENGINE` of a registry stage."""
+        return str(getattr(self, f"{stage}_engine"))
 
 
 @lru_cache

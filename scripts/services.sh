@@ -7,7 +7,8 @@
 #   scripts/services.sh status  [names...]   # exit 0 when all named ones run, 3 otherwise
 #
 # Names (default: all, or the space-separated list in $COFI_SERVICES):
-#   tracker denoise ivr lid stt llm1 llm2   .venv/bin/python -m services.<name>, METRICS_PORT 9100..9106
+#   the tracker and every stage             .venv/bin/python -m services.<name>, METRICS_PORT from the
+#                                           stage registry (`.venv/bin/python -m cofi.pipeline.stages` lists them)
 #   denoise-server                          .venv/bin/python -m services.denoise.server
 #   llm-server                              .venv/bin/python -m services.llm1.server
 #   console                                 .venv/bin/python -m services.console on CONSOLE_PORT (8090); with
@@ -23,30 +24,32 @@ LOGDIR="$ROOT/.local/log"
 PY="$ROOT/.venv/bin/python"
 STOP_TIMEOUT="${SERVICES_STOP_TIMEOUT:-20}"
 
-ALL="tracker denoise ivr lid stt llm1 llm2 denoise-server llm-server console"
+LIB_NAME=services
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# The pipeline services (tracker + every stage) and their METRICS_PORT come from the stage registry,
+# cofi/pipeline/stages.py: one line "name module port" each. Without the venv none of them can run.
+PIPELINE=""
+if [ -x "$PY" ]; then
+    PIPELINE="$(cd "$ROOT" && "$PY" -m cofi.pipeline.stages)" || die "cannot read the stage registry (python -m cofi.pipeline.stages)"
+fi
+SERVERS="denoise-server llm-server console"
+ALL="$(awk '{printf "%s ", $1}' <<<"$PIPELINE")$SERVERS"
 
 module_of() {
     case "$1" in
-        tracker | denoise | ivr | lid | stt | llm1 | llm2) echo "services.$1" ;;
         denoise-server) echo "services.denoise.server" ;;
         llm-server) echo "services.llm1.server" ;;
         console) echo "services.console" ;;
-        *) return 1 ;;
+        *) awk -v n="$1" '$1 == n {print $2; found = 1} END {exit !found}' <<<"$PIPELINE" ;;
     esac
 }
 
 metrics_port_of() {
-    case "$1" in
-        tracker) echo 9100 ;; denoise) echo 9101 ;; ivr) echo 9102 ;; lid) echo 9103 ;;
-        stt) echo 9104 ;; llm1) echo 9105 ;; llm2) echo 9106 ;;
-        console) echo "${CONSOLE_PORT:-8090}" ;;  # the console serves /metrics on its own port
-        *) echo "" ;;
-    esac
+    if [ "$1" = console ]; then echo "${CONSOLE_PORT:-8090}"; return; fi  # the console serves /metrics on its own port
+    awk -v n="$1" '$1 == n {print $3}' <<<"$PIPELINE"
 }
-
-LIB_NAME=services
-# shellcheck source=scripts/lib.sh
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 pidfile() { echo "$RUN/$1.pid"; }
 read_pid() { [ -f "$(pidfile "$1")" ] && tr -dc '0-9' <"$(pidfile "$1")" || true; }

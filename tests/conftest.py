@@ -3,7 +3,8 @@
 Servers come from `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` when set (the Makefile sets them
 to the brokers started by scripts/kafka.sh and scripts/mariadb.sh), else from the project's
 own local servers when they answer on their default ports, else from testcontainers. A test
-that needs a server nobody can provide is skipped with the reason, never faked.
+that needs a server nobody can provide is skipped with the reason, never faked; with CI=true in
+the environment it is an error instead (`tests.support.servers.unavailable`).
 
 Each test gets its own database (`cofi_test_<random>`, migrated to head) and its own topic
 prefix (`t<random>`, every topic created with 3 partitions), both removed afterwards.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,13 +23,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Engine
 
-from cofi.db import make_engine, migrate
+from cofi.db import make_engine
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
+from tests.support.servers import db_answers, free_port, fresh_database, kafka_answers, server_url, unavailable
 
 LOCAL_KAFKA = "localhost:9092"
 LOCAL_DATABASE = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
@@ -38,47 +37,17 @@ REPO = Path(__file__).resolve().parents[1]
 LLM_READY_TIMEOUT_S = 300.0
 
 
-def _kafka_answers(bootstrap: str, timeout_s: float = 5.0) -> str | None:
-    """None when the broker answers, else why not."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        AdminClient({"bootstrap.servers": bootstrap, "socket.connection.setup.timeout.ms": 3000,
-                     "log_level": 2}).list_topics(
-            timeout=timeout_s)
-        return None
-    except KafkaException as exc:
-        return str(exc)
-
-
-def _server_url(url: str) -> str:
-    return make_url(url).set(database="").render_as_string(hide_password=False)
-
-
-def _db_answers(url: str) -> str | None:
-    engine = create_engine(url, connect_args={"connect_timeout": 5})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return None
-    except Exception as exc:  # any driver error means "not usable"
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers of a real Kafka broker (env, local scripts/kafka.sh broker, or a container)."""
     env = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if env:
-        why = _kafka_answers(env)
+        why = kafka_answers(env)
         if why:
-            pytest.skip(f"KAFKA_BOOTSTRAP_SERVERS={env} does not answer: {why}")
+            unavailable(f"KAFKA_BOOTSTRAP_SERVERS={env} does not answer: {why}")
         yield env
         return
-    if _kafka_answers(LOCAL_KAFKA, timeout_s=3.0) is None:
+    if kafka_answers(LOCAL_KAFKA, timeout_s=3.0) is None:
         yield LOCAL_KAFKA
         return
     try:
@@ -90,7 +59,7 @@ def kafka_bootstrap() -> Iterator[str]:
         container = KafkaContainer().with_kraft()
         container.start()
     except Exception as exc:
-        pytest.skip(f"no Kafka: KAFKA_BOOTSTRAP_SERVERS unset, nothing on {LOCAL_KAFKA} "
+        unavailable(f"no Kafka: KAFKA_BOOTSTRAP_SERVERS unset, nothing on {LOCAL_KAFKA} "
                     f"(run `bash scripts/kafka.sh start`), testcontainers failed: {type(exc).__name__}: {exc}")
     try:
         yield container.get_bootstrap_server()
@@ -103,14 +72,14 @@ def database_server_url() -> Iterator[str]:
     """URL of a MySQL/MariaDB server (no database selected) whose user may create `cofi_test_*`."""
     env = os.environ.get("DATABASE_URL")
     if env:
-        url = _server_url(env)
-        why = _db_answers(url)
+        url = server_url(env)
+        why = db_answers(url)
         if why:
-            pytest.skip(f"DATABASE_URL server does not answer: {why}")
+            unavailable(f"DATABASE_URL server does not answer: {why}")
         yield url
         return
-    local = _server_url(LOCAL_DATABASE)
-    if _db_answers(local) is None:
+    local = server_url(LOCAL_DATABASE)
+    if db_answers(local) is None:
         yield local
         return
     try:
@@ -122,7 +91,7 @@ def database_server_url() -> Iterator[str]:
         container = MySqlContainer("mysql:8.0", root_password="cofi")
         container.start()
     except Exception as exc:
-        pytest.skip(f"no database: DATABASE_URL unset, nothing on 127.0.0.1:3306 "
+        unavailable(f"no database: DATABASE_URL unset, nothing on 127.0.0.1:3306 "
                     f"(run `bash scripts/mariadb.sh start`), testcontainers failed: {type(exc).__name__}: {exc}")
     try:
         host, port = container.get_container_host_ip(), container.get_exposed_port(3306)
@@ -131,32 +100,9 @@ def database_server_url() -> Iterator[str]:
         container.stop()
 
 
-def fresh_database(server_url: str) -> Iterator[str]:
-    """Create `cofi_test_<random>`, migrate it to head, yield its URL, drop it afterwards.
-    NullPool: no pooled connection outlives a server restart (the server-fault tests restart it)."""
-    name = f"cofi_test_{uuid.uuid4().hex[:12]}"
-    server = create_engine(server_url, poolclass=NullPool)
-    try:
-        with server.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        migrate(url)
-        yield url
-    finally:
-        with server.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-        server.dispose()
-
-
 @pytest.fixture
 def db_url(database_server_url: str) -> Iterator[str]:
     """A fresh database migrated to head, dropped after the test."""
-    yield from fresh_database(database_server_url)
-
-
-@pytest.fixture(scope="module")
-def module_db_url(database_server_url: str) -> Iterator[str]:
-    """Like `db_url`, shared by the tests of one module (cheaper when tests only read or clean up)."""
     yield from fresh_database(database_server_url)
 
 
@@ -204,18 +150,12 @@ def settings(kafka_bootstrap: str, db_url: str, topic_prefix: str, tmp_path: Pat
 
 # --- the local LLM server (llama.cpp + Gemma 3 270M), shared by the LLM and end-to-end tests ---
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def llm_server() -> Iterator[str]:
     """Base URL (…/v1) of a real `python -m services.llm1.server` on a free port; stopped after the session."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (pip install -e '.[llm]')")
-    base = f"http://127.0.0.1:{_free_port()}/v1"
+    base = f"http://127.0.0.1:{free_port()}/v1"
     env = {**os.environ, "LLM_BASE_URL": base, "LLM_SERVER_THREADS": os.environ.get("LLM_SERVER_THREADS", "2")}
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cofi-llm-server-{os.getpid()}.log"
     with open(log_path, "w") as log:

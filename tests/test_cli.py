@@ -27,7 +27,7 @@ from cofi.ops.cli import app
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.kafka import make_consumer
 from cofi.pipeline.topics import Topics
-from cofi.settings import Settings, get_settings
+from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
 
 RULES = """\
 - id: disclosure
@@ -308,7 +308,7 @@ def test_demo_fails_clearly_without_the_pipeline(offline: CliRunner, monkeypatch
 
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_PORTS = {"tracker": 9100, "denoise": 9101, "ivr": 9102, "lid": 9103, "stt": 9104, "llm1": 9105, "llm2": 9106}
+DEMO_PORTS = STAGE_METRICS_PORTS  # what `make up` uses, and the demo checks
 
 
 def _port_free(port: int) -> bool:
@@ -334,7 +334,7 @@ def test_demo_end_to_end_on_passthrough_services(cli: CliRunner, settings: Setti
              for name, port in DEMO_PORTS.items()]
     try:
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and any(demo._health(p, 1.0) for p in DEMO_PORTS.values()):
+        while time.monotonic() < deadline and any(demo.health(p, 1.0) for p in DEMO_PORTS.values()):
             assert all(p.poll() is None for p in procs), "a service exited; see its log in tmp_path"
             time.sleep(0.5)
         monkeypatch.setenv("PROGRESS_UPDATE_INTERVAL", "1")

@@ -13,7 +13,8 @@ import fastavro
 import pytest
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from cofi.pipeline.codec import CURRENT, MAGIC, SCHEMA_DIR, Codec, DecodeError
+from cofi.errors import DecodeError
+from cofi.pipeline.codec import CURRENT, MAGIC, SCHEMA_DIR, Codec
 
 T0 = datetime(2026, 1, 15, 9, 30, 0, 123000, tzinfo=timezone.utc)  # millisecond precision survives
 HISTORY = sorted((SCHEMA_DIR / "history").glob("*.avsc"))
@@ -64,6 +65,7 @@ def full_file_event() -> dict[str, Any]:
         "trades": [trade(1), trade(2)],
         "questionnaire": json.dumps({"questions": [{"id": "q1", "text": "Greeted?"}]}),
         "rules": json.dumps([{"id": "r1", "expr": "answers.q1 == 'Yes'"}]),
+        "emitter": "stage", "completedStage": "llm2",
     }
 
 
@@ -114,15 +116,29 @@ def _single_object(schema_path: Path, record: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
+V3_FIELDS = ("emitter", "completedStage")
+
+
 def test_v1_file_event_is_read_by_current_reader(codec: Codec) -> None:
     v1 = full_file_event()
-    for field in ("trades", "questionnaire", "rules"):  # v2 fields
+    for field in ("trades", "questionnaire", "rules", *V3_FIELDS):  # v2 and v3 fields
         del v1[field]
     data = _single_object(SCHEMA_DIR / "history" / "file_event.v1.avsc", v1)
     assert data[2:10] != codec.current["FileEvent"].fingerprint
     name, event = codec.decode(data)
     assert name == "FileEvent"
-    assert event == {**v1, "trades": [], "questionnaire": None, "rules": None}
+    assert event == {**v1, "trades": [], "questionnaire": None, "rules": None, "emitter": None,
+                     "completedStage": None}
+
+
+def test_v2_file_event_without_transition_fields_is_read_with_nulls(codec: Codec) -> None:
+    """A FileEvent written before v3 says nothing of its transition: the tracker infers it (tests/test_filestate.py)."""
+    v2 = full_file_event()
+    for field in V3_FIELDS:
+        del v2[field]
+    data = _single_object(SCHEMA_DIR / "history" / "file_event.v2.avsc", v2)
+    assert data[2:10] != codec.current["FileEvent"].fingerprint
+    assert codec.decode_as("FileEvent", data) == {**v2, "emitter": None, "completedStage": None}
 
 
 def test_unknown_fingerprint(codec: Codec) -> None:
@@ -200,24 +216,27 @@ def test_history_schema_resolves_into_current(codec: Codec, path: Path) -> None:
     fastavro.schemaless_writer(buf, writer, record)
     buf.seek(0)
     read = fastavro.schemaless_reader(buf, writer, reader)
-    current_fields = [f["name"] for f in json.loads((SCHEMA_DIR / CURRENT[raw["name"]]).read_text())["fields"]]
-    assert list(read) == current_fields
-    for field in raw["fields"]:
-        if field["name"] in read:
-            assert read[field["name"]] == record[field["name"]], field["name"]
+    current = json.loads((SCHEMA_DIR / CURRENT[raw["name"]]).read_text())["fields"]
+    assert list(read) == [f["name"] for f in current]
+    dropped = [f["name"] for f in raw["fields"] if f["name"] not in read]
+    assert not dropped, f"{path.name}: fields dropped since then (their data would be lost): {dropped}"
+    for field in raw["fields"]:  # what the old writer wrote reads back unchanged ...
+        assert read[field["name"]] == record[field["name"]], field["name"]
+    for field in current:  # ... and a field it did not know reads as its default
+        if field["name"] not in record:
+            assert read[field["name"]] == field["default"], field["name"]
     # and the codec recognises that version's fingerprint
     fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(writer), "CRC-64-AVRO"))
     assert codec.by_fp[fp].name == raw["name"]
 
 
-@pytest.mark.parametrize("name", sorted(CURRENT))
-def test_new_fields_have_defaults(name: str) -> None:
+@pytest.mark.parametrize("path", HISTORY, ids=[p.name for p in HISTORY])
+def test_new_fields_have_defaults(path: Path) -> None:
     """A field added to the current schema without a default would break every old writer."""
-    current = json.loads((SCHEMA_DIR / CURRENT[name]).read_text())
-    for path in HISTORY:
-        old = json.loads(path.read_text())
-        if old["name"] != name:
-            continue
-        old_names = {f["name"] for f in old["fields"]}
-        missing = [f["name"] for f in current["fields"] if f["name"] not in old_names and "default" not in f]
-        assert not missing, f"{name}: fields added since {path.name} need defaults: {missing}"
+    old = json.loads(path.read_text())
+    current = json.loads((SCHEMA_DIR / CURRENT[old["name"]]).read_text())
+    old_names = {f["name"] for f in old["fields"]}
+    added = [f for f in current["fields"] if f["name"] not in old_names]
+    assert added, f"{path.name} is the current {old['name']} schema again: keep only past versions in history/"
+    missing = [f["name"] for f in added if "default" not in f]
+    assert not missing, f"{old['name']}: fields added since {path.name} need defaults: {missing}"

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from cofi.pipeline.stages import services
 from cofi.settings import STAGE_METRICS_PORTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-COFI_SERVICES = ["tracker", "denoise", "ivr", "lid", "stt", "llm1", "llm2"]
+COFI_SERVICES = [name for name, _, _ in services()]
 SERVERS = {"denoise-server": "services.denoise.server", "llm-server": "services.llm1.server"}
 
 

@@ -3,7 +3,6 @@ and STT, Gemma via llama.cpp for llm1, rules for llm2) on real Kafka + MariaDB, 
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
@@ -11,11 +10,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from cofi.devtools import synth
-from cofi.pipeline.topics import STAGES
+from cofi.devtools.wer import wer
+from cofi.pipeline.stages import REGISTRY, STAGES
 from cofi.pipeline.worker import build_engine
 from cofi.settings import Settings
-from tests.harness import ThreadedWorkers
-from tests.test_tracker import RunningTracker, submit, wait_status
+from tests.support.harness import ThreadedWorkers
+from tests.support.tracker import RunningTracker, batch_start, submit, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -36,11 +36,8 @@ QUESTIONNAIRE = json.dumps({"id": "e2e", "questions": [
 
 
 def _real_engines(settings: Settings) -> dict:
-    engines = {}
-    for stage in STAGES:
-        factory = importlib.import_module(f"services.{stage}.engines").build_engine
-        engines[stage] = build_engine(stage, settings, factory)
-    return engines
+    return {s.name: build_engine(s.name, settings.model_copy(update={f"{s.name}_engine": s.default_engine}))
+            for s in REGISTRY}
 
 
 def test_generated_calls_run_through_every_real_engine(settings: Settings, db_engine: Engine, llm_server: str,
@@ -51,8 +48,6 @@ def test_generated_calls_run_through_every_real_engine(settings: Settings, db_en
                                     "stage_concurrency": 1})
     engines = _real_engines(s)
     assert {e.name for e in engines.values()}.isdisjoint({"passthrough"})
-    from tests.test_tracker import batch_start
-
     start = {**batch_start(901, 0), "files": [], "manifest": str(calls / "manifest.csv"), "rules": RULES,
              "questionnaire": QUESTIONNAIRE}
     with RunningTracker(s), ThreadedWorkers(s, list(STAGES), engines):
@@ -72,7 +67,7 @@ def test_generated_calls_run_through_every_real_engine(settings: Settings, db_en
         assert a["language"] == "en"
         assert abs(a["ivrEndSec"] - t.ivr_end_sec) < 0.5
         hyp = " ".join(line.split(":", 1)[-1] for line in a["transcript"].splitlines())
-        assert synth.wer(t.reference_text, hyp) < 0.3
+        assert wer(t.reference_text, hyp) < 0.3
         assert a["verdict"] in ("pass", "fail", "critical_fail")
         answers = {x["questionId"]: x for x in json.loads(a["answers"])}
         assert set(answers) == {"greeting", "recording_disclosed", "low_silence"}

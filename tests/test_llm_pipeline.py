@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from cofi.devtools.checks import rows as scalar_rows
 from cofi.pipeline.engine import StageContext, StageOutput
 from cofi.pipeline.passthrough import PassthroughEngine
-from cofi.pipeline.topics import STAGES
+from cofi.pipeline.stages import STAGES
 from cofi.settings import Settings
 from services.llm1.engines import build_engine as build_llm1
 from services.llm2.engines import build_engine as build_llm2
-from tests.harness import ThreadedWorkers
-from tests.test_tracker import RunningTracker, batch_start, control, scalar_rows, submit, wait_status
+from tests.support.harness import ThreadedWorkers
+from tests.support.tracker import RunningTracker, batch_start, control, submit, wait_status
 
 pytestmark = pytest.mark.integration
 

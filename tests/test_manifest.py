@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cofi.pipeline.manifest import FileSpec, ManifestError, missing_files, read_manifest
+from cofi.errors import ManifestError
+from cofi.pipeline.manifest import FileSpec, missing_files, read_manifest
 
 
 def _touch(p: Path) -> Path:

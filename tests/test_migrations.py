@@ -10,7 +10,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from cofi import db
-from cofi.ops.admin import AdminError, create_database, migrate_database
+from cofi.errors import AdminError
+from cofi.ops.admin import create_database, migrate_database
 from cofi.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,11 @@ import time
 import pytest
 from sqlalchemy import Engine
 
+from cofi.devtools.checks import exactly_once_problems, rows
+from cofi.devtools.pipeline import Pipeline
 from cofi.settings import Settings
-from tests.recovery_support import Pipeline, done_files, exactly_once_problems, rows, wait_completed, wait_in_stage
-from tests.test_tracker import batch_start, submit
+from tests.support.recovery import done_files, wait_completed, wait_in_stage
+from tests.support.tracker import batch_start, submit
 
 pytestmark = pytest.mark.integration
 

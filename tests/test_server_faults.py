@@ -17,19 +17,13 @@ import pytest
 from sqlalchemy import Engine
 
 from cofi.db import make_engine
+from cofi.devtools.checks import exactly_once_problems
+from cofi.devtools.pipeline import Pipeline
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
-from tests.conftest import fresh_database
-from tests.recovery_support import (
-    Pipeline,
-    PrivateKafka,
-    PrivateMariaDB,
-    PrivateServer,
-    exactly_once_problems,
-    wait_completed,
-    wait_in_stage,
-)
-from tests.test_tracker import batch_start, submit
+from tests.support.recovery import PrivateKafka, PrivateMariaDB, PrivateServer, wait_completed, wait_in_stage
+from tests.support.servers import fresh_database, unavailable
+from tests.support.tracker import batch_start, submit
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +37,7 @@ def _private(server: PrivateServer) -> Iterator[PrivateServer]:
         server.start()
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
         server.remove()
-        pytest.skip(f"cannot start a private {server.script} server: {exc}")
+        unavailable(f"cannot start a private {server.script} server: {exc}")
     try:
         yield server
     finally:

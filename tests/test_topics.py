@@ -7,8 +7,10 @@ import uuid
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from cofi.ops.admin import BATCH_START_MAX_BYTES, AdminError, delete_topics, ensure_topics
-from cofi.pipeline.topics import DONE, STAGES, Topics, UnknownStageError, first_stage, next_stage, stage_plan
+from cofi.errors import AdminError, UnknownStageError
+from cofi.ops.admin import BATCH_START_MAX_BYTES, delete_topics, ensure_topics
+from cofi.pipeline.stages import DONE, STAGES
+from cofi.pipeline.topics import Topics, first_stage, next_stage, stage_plan
 from cofi.settings import Settings
 
 

@@ -7,79 +7,23 @@ import json
 import threading
 import time
 import uuid
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from cofi.devtools.checks import rows as scalar_rows
+from cofi.devtools.checks import scalar
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.ops.monitoring import ALL_QUERIES, run_all
 from cofi.pipeline import events
-from cofi.pipeline.codec import get_codec
-from cofi.pipeline.topics import STAGES, Topics
+from cofi.pipeline.stages import STAGES
+from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
-from services.tracker.service import Tracker
-from tests.harness import ThreadedWorkers, produce
-from tests.test_worker import ScriptedEngine
+from tests.support.engines import ScriptedEngine
+from tests.support.harness import ThreadedWorkers
+from tests.support.tracker import RunningTracker, batch_start, control, dump, submit, wait_status
 
 pytestmark = pytest.mark.integration
-FINAL = ("Completed", "Failed", "Cancelled", "Rejected")
-
-
-class RunningTracker:
-    def __init__(self, settings: Settings, group: str | None = None) -> None:
-        self.tracker = Tracker(settings, group=group, serve_metrics=False)
-        self.thread = threading.Thread(target=self.tracker.run, daemon=True)
-
-    def __enter__(self) -> Tracker:
-        self.thread.start()
-        return self.tracker
-
-    def __exit__(self, *exc: object) -> None:
-        self.tracker.stopping.set()
-        self.thread.join(timeout=30)
-
-
-def batch_start(batch_id: int, n: int, *, skip: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"eventId": events.new_event_id(), "batchId": batch_id, "submittedAt": events.now(),
-            "files": [{"file": f"/calls/b{batch_id}/call{i:05d}.wav", "metadata": {"clientCode": f"C{i % 7}"}}
-                      for i in range(n)], "skip": skip or [], **extra}
-
-
-def submit(settings: Settings, start: dict[str, Any]) -> None:
-    produce(settings, Topics(settings.topic_prefix).batch_start,
-            [(str(start["batchId"]), get_codec().encode("BatchStart", start))])
-
-
-def control(settings: Settings, batch_id: int, action: str, **extra: Any) -> None:
-    rec = {"eventId": events.new_event_id(), "batchId": batch_id, "action": action, "requestedAt": events.now(),
-           **extra}
-    produce(settings, Topics(settings.topic_prefix).batch_control,
-            [(str(batch_id), get_codec().encode("BatchControl", rec))])
-
-
-def wait_status(db: Engine, batch_id: int, statuses: tuple[str, ...] = FINAL, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    row = None
-    while time.monotonic() < deadline:
-        with db.connect() as c:
-            row = c.execute(text("SELECT * FROM batchStatus WHERE id = :b"), {"b": batch_id}).mappings().first()
-        if row is not None and row["status"] in statuses:
-            return dict(row)
-        time.sleep(0.3)
-    raise AssertionError(f"batch {batch_id} not in {statuses} after {timeout}s: {row}")
-
-
-def scalar(db: Engine, sql: str, **params: Any) -> Any:
-    with db.connect() as c:
-        return c.execute(text(sql), params).scalar()
-
-
-def dump(db: Engine) -> dict[str, list]:
-    tables = {"fileDistribution": "batchId, fileId", "batchStatus": "id", "processing_logs": "id",
-              "batchExecutionLog": "id", "auditResult": "batchId, fileId", "webhookOutbox": "id"}
-    with db.connect() as c:
-        return {t: [tuple(r) for r in c.execute(text(f"SELECT * FROM {t} ORDER BY {o}"))] for t, o in tables.items()}
 
 
 def test_seed_test_1_small_batch_and_monitoring_queries(settings: Settings, db_engine: Engine) -> None:
@@ -113,11 +57,6 @@ def test_seed_test_1_small_batch_and_monitoring_queries(settings: Settings, db_e
     assert len(results["denoiseDone column present (should return 1 row)"].rows) == 1
     assert results["Latest failures (20)"].rows == []
     assert results["Batch status"].rows[0][results["Batch status"].columns.index("status")] == "Completed"
-
-
-def scalar_rows(db: Engine, sql: str, **params: Any) -> list[tuple]:
-    with db.connect() as c:
-        return [tuple(r) for r in c.execute(text(sql), params)]
 
 
 def test_1000_files_execution_log_rows_follow_the_seed_rules(settings: Settings, db_engine: Engine) -> None:
@@ -217,7 +156,9 @@ def test_resume_after_losing_a_stage_topic_reprocesses_only_unfinished_files(set
             while (scalar(db_engine, "SELECT SUM(llm2Done) FROM fileDistribution WHERE batchId = 501") or 0) < n // 2:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-        done_before = scalar(db_engine, "SELECT SUM(llm2Done) FROM fileDistribution WHERE batchId = 501")
+        done_ids = {f for (f,) in scalar_rows(db_engine, "SELECT fileId FROM fileDistribution WHERE batchId = 501 "
+                                                        "AND llm2Done = 1")}
+        done_before = len(done_ids)
         assert n // 2 <= done_before < n
         topic_settings = settings.model_copy(update={"topic_partitions": 3})
         delete_topics(topic_settings, [topics.stage("llm2")])
@@ -230,7 +171,9 @@ def test_resume_after_losing_a_stage_topic_reprocesses_only_unfinished_files(set
     assert row["completedFiles"] == n
     redone = set(second.calls)
     assert len(redone) == n - done_before
-    assert redone.isdisjoint(f for f, c in first.calls.items() if c and f not in redone)
+    assert redone.isdisjoint(done_ids), "a file whose llm2 was done before the resume ran llm2 again"
+    all_ids = {f for (f,) in scalar_rows(db_engine, "SELECT fileId FROM fileDistribution WHERE batchId = 501")}
+    assert redone == all_ids - done_ids, "resume must re-run exactly the files llm2 had not finished"
     assert all(c == 1 for e in stage_calls.values() for c in e.calls.values()), "upstream stages must not re-run"
     assert scalar(db_engine, "SELECT COUNT(*) FROM processing_logs WHERE batch_id = '501' AND stage_name = 'llm2' "
                              "AND status = 'success'") == n

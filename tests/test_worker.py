@@ -4,57 +4,20 @@ scaling, kill -9 recovery and metrics."""
 from __future__ import annotations
 
 import re
-import threading
 import time
-from typing import Any
 
 import httpx
 import pytest
 
+from cofi.devtools.pipeline import ServiceProcess, produce
 from cofi.pipeline.codec import get_codec
-from cofi.pipeline.engine import PermanentError, StageContext, StageOutput, TransientError
-from cofi.pipeline.passthrough import PassthroughEngine
-from cofi.pipeline.topics import STAGES, Topics
+from cofi.pipeline.stages import STAGES
+from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
-from tests.harness import (
-    Collector,
-    ServiceProcess,
-    ThreadedWorkers,
-    counts_by_file,
-    decode_all,
-    file_event,
-    produce,
-    produce_events,
-)
+from tests.support.engines import ScriptedEngine
+from tests.support.harness import Collector, ThreadedWorkers, counts_by_file, decode_all, file_event, produce_events
 
 pytestmark = pytest.mark.integration
-
-
-class ScriptedEngine(PassthroughEngine):
-    """Passthrough plus scripted faults per file, to drive the worker's failure paths."""
-
-    def __init__(self, stage: str, *, permanent: set[str] = frozenset(), flaky: dict[str, int] | None = None,
-                 sleep_s: float = 0.0, slow: bool = False) -> None:
-        super().__init__(stage)
-        self.permanent = permanent
-        self.flaky = dict(flaky or {})
-        self.calls: dict[str, int] = {}
-        self.sleep_s = sleep_s
-        self.slow = slow  # type: ignore[misc]
-        self.lock = threading.Lock()
-
-    def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
-        fid = event["fileId"]
-        with self.lock:
-            self.calls[fid] = self.calls.get(fid, 0) + 1
-            n = self.calls[fid]
-        if self.sleep_s:
-            time.sleep(self.sleep_s)
-        if fid in self.permanent:
-            raise PermanentError(f"{event['file']}: not a RIFF/WAVE file")
-        if n < self.flaky.get(fid, 0):
-            raise TransientError(f"server busy (attempt {n})")
-        return super().process(event, ctx)
 
 
 def test_200_files_each_exactly_once_with_every_enabled_stage(settings: Settings) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from cofi.pipeline.engine import PermanentError
+from cofi.errors import PermanentError
 
 TARGET_SR = 16000
 

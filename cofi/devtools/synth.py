@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from cofi.devtools.wer import wer as wer  # re-exported: tests/audio/test_stt.py imports it from here
 
 SAMPLE_RATE = 16000
 AGENT, CUSTOMER = "agent", "customer"
@@ -51,7 +52,7 @@ IVR_PROMPTS = {
     "fr": "Bienvenue à la Banque Exemple. Pour la bourse, tapez un.",
 }
 
-_NUMBERS_EN = {10: "ten", 20: "twenty", 25: "twenty five", 50: "fifty", 100: "one hundred",
+NUMBERS_EN = {10: "ten", 20: "twenty", 25: "twenty five", 50: "fifty", 100: "one hundred",
                200: "two hundred", 250: "two hundred fifty", 500: "five hundred", 1000: "one thousand",
                12: "twelve", 15: "fifteen", 30: "thirty", 40: "forty", 75: "seventy five", 80: "eighty"}
 _AGENTS = ["John", "Maria", "David", "Sarah", "Peter", "Laura"]
@@ -229,8 +230,8 @@ def _script(language: str, turns: int | Sequence[tuple[str, str]], rng: random.R
         raise ValueError(f"no script for language {language!r}; known: {', '.join(_SCRIPTS)}")
     slots = {
         "agent": rng.choice(_AGENTS), "customer": rng.choice(_CUSTOMERS), "company": rng.choice(_COMPANIES),
-        "side": rng.choice(["buy", "sell"]), "qty": _NUMBERS_EN[rng.choice([10, 20, 50, 100, 200, 250, 500, 1000])],
-        "price": _NUMBERS_EN[rng.choice([12, 15, 25, 30, 40, 50, 75, 80])],
+        "side": rng.choice(["buy", "sell"]), "qty": NUMBERS_EN[rng.choice([10, 20, 50, 100, 200, 250, 500, 1000])],
+        "price": NUMBERS_EN[rng.choice([12, 15, 25, 30, 40, 50, 75, 80])],
         "day": rng.choice(["first", "third", "fifth", "tenth", "twelfth"]), "month": rng.choice(_MONTHS),
     }
     template = _SCRIPTS[language]
@@ -362,40 +363,6 @@ def make_batch(out_dir: str | Path, n: int, *, seed: int = 0, language: str = "e
             w.writerow([t.file, t.clientCode, t.phone, t.callStart])
     (out / "truth.json").write_text(json.dumps([t.to_json() for t in truths], indent=1))
     return truths
-
-
-_ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-
-
-def number_words(n: int) -> str:
-    """English words for 0..999999 ("one hundred twenty five"), as the scripts spell numbers."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    if n < 1000:
-        return _ONES[n // 100] + " hundred" + ("" if n % 100 == 0 else " " + number_words(n % 100))
-    return number_words(n // 1000) + " thousand" + ("" if n % 1000 == 0 else " " + number_words(n % 1000))
-
-
-def normalize_text(s: str) -> str:
-    """Lower case, no speaker labels or punctuation, digits spelled out: for WER against the truth."""
-    s = re.sub(r"^(agent|customer|speaker|mixed):\s*", "", s, flags=re.M).lower()
-    s = re.sub(r"(?<=\d),(?=\d{3})", "", s)
-    s = re.sub(r"\d+", lambda m: f" {number_words(int(m.group()))} " if len(m.group()) <= 6 else m.group(), s)
-    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", s.replace("-", " ")).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate after normalize_text (jiwer, from the dev extra)."""
-    import jiwer
-
-    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    return float(jiwer.wer(ref, hyp))
 
 
 def load_truth(out_dir: str | Path) -> list[CallTruth]:

@@ -134,12 +134,6 @@ def get_whisper(settings: Settings) -> WhisperModel:
         return model
 
 
-def release_whisper() -> None:
-    """Drop loaded models (engine.close at shutdown)."""
-    with _models_lock:
-        _models.clear()
-
-
 # --- voice activity (Silero VAD, the ONNX model bundled inside faster-whisper) -------------
 
 VAD_FRAME = 512  # samples per Silero window at 16 kHz (32 ms)

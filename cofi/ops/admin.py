@@ -15,16 +15,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from cofi.errors import EXIT_NOT_COMPLETED, EXIT_OK, AdminError
+from cofi.logs import setup_logging
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings, get_settings
 
 log = logging.getLogger("cofi.ops.admin")
 
 BATCH_START_MAX_BYTES = 16 * 1024 * 1024  # a 10,000-file manifest fits in one BatchStart
-
-
-class AdminError(RuntimeError):
-    """Setup could not be done (broker or database unreachable, bad config)."""
 
 
 def _admin_client(settings: Settings, timeout_s: float):
@@ -171,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["init", "topics", "migrate"])
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    setup_logging()
     settings = get_settings()
     try:
         if args.command in ("init", "migrate"):
@@ -182,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("topics ready (%d created) under prefix %r", len(created), settings.topic_prefix)
     except AdminError as exc:
         log.error("%s", exc)
-        return 1
-    return 0
+        return EXIT_NOT_COMPLETED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -22,23 +22,22 @@ from rich.markup import escape
 from rich.table import Table
 
 from cofi.devtools import synth
-from cofi.ops.cli import (
+from cofi.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_NOT_COMPLETED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
     CliError,
-    Db,
-    load_results,
-    make_console,
-    new_batch_id,
-    print_monitoring,
-    submit_batch,
-    watch_batch,
+    KafkaUnavailable,
+    UnknownStageError,
 )
-from cofi.pipeline.kafka import KafkaUnavailable
-from cofi.pipeline.topics import UnknownStageError, stage_plan
+from cofi.ops.cli.api import make_console, new_batch_id, print_monitoring, read_results, submit_batch, watch_batch
+from cofi.pipeline.topics import stage_plan
 from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
 
-EXIT_UNREACHABLE = 3
 ORDER = re.compile(r"I want to (buy|sell) (.+?) shares of (.+?) at (.+?) dollars\.")
-WORDS_TO_NUMBER = {words: n for n, words in synth._NUMBERS_EN.items()}  # the synthesizer's own vocabulary
+WORDS_TO_NUMBER = {words: n for n, words in synth.NUMBERS_EN.items()}  # the synthesizer's own vocabulary
 
 DEMO_RULES = """\
 # Demo rules: llm2 evaluates them for every call.
@@ -57,7 +56,7 @@ DEMO_RULES = """\
 """
 
 
-def _health(port: int, timeout_s: float = 3.0) -> str | None:
+def health(port: int, timeout_s: float = 3.0) -> str | None:
     """None when http://127.0.0.1:<port>/healthz says 200, else why not."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout_s) as resp:
@@ -75,7 +74,7 @@ def check_services(settings: Settings, plan: list[str], console: Console, wait_s
     deadline = time.monotonic() + wait_s
     with console.status("waiting for the services to answer /healthz ...") as spinner:
         while True:
-            down = {name: why for name, port in ports.items() if (why := _health(port)) is not None}
+            down = {name: why for name, port in ports.items() if (why := health(port)) is not None}
             if not down:
                 return
             if time.monotonic() > deadline:
@@ -108,12 +107,7 @@ def write_trades(calls: list[synth.CallTruth], path: Path) -> int:
 
 
 def results_table(settings: Settings, batch_id: int) -> Table:
-    database = Db(settings)
-    try:
-        with database.connect() as conn:
-            rows = load_results(conn, batch_id)
-    finally:
-        database.close()
+    rows = read_results(settings, batch_id)
     table = Table(title=f"batch {batch_id}: results", title_justify="left")
     for name, justify in (("file", "left"), ("status", "left"), ("language", "left"), ("verdict", "left"),
                           ("score", "right")):
@@ -146,7 +140,7 @@ def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list
     console.print(results_table(settings, batch_id))
     console.print(f"batch {batch_id} ended [bold]{status}[/]; details: cofi results {batch_id}, "
                   f"cofi failures {batch_id}")
-    return 0 if status == "Completed" else 1
+    return EXIT_OK if status == "Completed" else EXIT_NOT_COMPLETED
 
 
 def _fail(message: str, code: int) -> int:
@@ -179,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaUnavailable as exc:
         return _fail(str(exc), EXIT_UNREACHABLE)
     except UnknownStageError as exc:
-        return _fail(f"--skip: {exc}", 2)
+        return _fail(f"--skip: {exc}", EXIT_INVALID)
     except KeyboardInterrupt:
         console.print("interrupted; the batch keeps running (cofi status <batch> --watch)")
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,1 +1,2 @@
-"""The pipeline runtime: events and their codec, topics, the stage worker, transactions, Kafka clients, metrics."""
+"""The pipeline runtime: the stage registry and result models, events and their codec, topics,
+the stage worker and the service loop it shares with the tracker, transactions, Kafka clients, metrics."""

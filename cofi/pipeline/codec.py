@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from cofi.errors import DecodeError
 
 MAGIC = b"\xc3\x01"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -25,10 +26,6 @@ CURRENT = {
     "FileFailed": "file_failed.avsc",
     "BatchControl": "batch_control.avsc",
 }
-
-
-class DecodeError(ValueError):
-    """Bytes that are not a known Avro single-object message."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,3 @@ class Codec:
 @lru_cache
 def get_codec() -> Codec:
     return Codec()
-
-
-def fingerprint_of(data: bytes) -> bytes:
-    return struct.unpack_from("8s", data, 2)[0]

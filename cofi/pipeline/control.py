@@ -11,7 +11,8 @@ import threading
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from cofi.pipeline.codec import Codec, DecodeError
+from cofi.errors import DecodeError
+from cofi.pipeline.codec import Codec
 from cofi.pipeline.kafka import consumer_config
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings

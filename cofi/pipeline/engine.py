@@ -1,25 +1,22 @@
-"""The engine interface every stage implements, and the errors that steer retries.
+"""The engine interface every stage implements.
 
-The stage worker owns Kafka, retries, metrics and failure events; an engine only
-turns one FileEvent into its stage's result.
+The stage worker owns Kafka, retries, metrics, result validation and failure events; an
+engine only turns one FileEvent into its stage's result. Raise `PermanentError` /
+`TransientError` (re-exported here from `cofi.errors`) to steer the worker's retries.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cofi.errors import PermanentError, TransientError
 from cofi.settings import Settings
 
-
-class PermanentError(Exception):
-    """Input that will never succeed (unreadable audio, invalid questionnaire): no retry."""
-
-
-class TransientError(Exception):
-    """Worth retrying with backoff (server busy or down, timeout)."""
+__all__ = ["Engine", "PermanentError", "StageContext", "StageOutput", "TransientError"]
 
 
 @dataclass
@@ -43,12 +40,12 @@ class StageContext:
 
 @dataclass
 class StageOutput:
-    """What an engine returns: its result record's own fields (the worker adds
-    worker, engine and durationMs) and, for audio stages, the audio later stages read."""
+    """What an engine returns: its result record's own fields (the worker adds worker, engine and
+    durationMs, then validates the whole against the stage's result model) and, for audio stages,
+    the audio later stages read."""
 
-    result: dict[str, Any]
+    result: Mapping[str, Any]
     audio_path: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine(ABC):
@@ -61,6 +58,13 @@ class Engine(ABC):
     @abstractmethod
     def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
         """Process one file. Raise PermanentError / TransientError to steer the worker."""
+
+    def health(self) -> tuple[bool, str]:
+        """(ok, reason) for /healthz: False when the engine cannot work now (its server is down, say).
+
+        The worker calls it from a background thread at most every few seconds, never from the poll
+        loop, so it may block briefly (a short HTTP probe)."""
+        return True, ""
 
     def close(self) -> None:
         """Release models, sessions, servers."""

@@ -7,6 +7,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+#: FileEvent.emitter (schema v3): who emitted it, so the tracker never guesses from topics or ids
+EMITTER_STAGE = "stage"  # a stage worker; FileEvent.completedStage names the stage it completed
+EMITTER_TRACKER = "tracker"  # intake, resume, reaudit: the file is (re)sent to a stage, nothing completed
+
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
@@ -19,10 +23,6 @@ def new_event_id() -> str:
 def file_id(batch_id: int, file: str) -> str:
     """Stable id of a file within a batch: the Kafka key, so retries land on one partition."""
     return hashlib.sha1(f"{batch_id}/{file}".encode()).hexdigest()[:20]
-
-
-def empty_results() -> dict[str, Any]:
-    return {s: None for s in ("denoise", "ivr", "lid", "stt", "llm1", "llm2")}
 
 
 def file_failed(*, stage: str, error_type: str, message: str, attempts: int, worker: str,

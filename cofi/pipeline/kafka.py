@@ -6,16 +6,11 @@ import logging
 import socket
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer
 
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class KafkaUnavailable(RuntimeError):
-    """The broker did not answer: say where we looked."""
 
 
 def consumer_config(settings: Settings, group: str, **extra: Any) -> dict[str, Any]:
@@ -57,18 +52,6 @@ def make_consumer(settings: Settings, group: str, **extra: Any) -> Consumer:
 
 def make_producer(settings: Settings, transactional_id: str | None = None, **extra: Any) -> Producer:
     return Producer(producer_config(settings, transactional_id, **extra))
-
-
-def check_broker(settings: Settings, timeout: float = 5.0) -> None:
-    """Raise KafkaUnavailable with the address when the broker does not answer."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise KafkaUnavailable(
-            f"Kafka at {settings.kafka_bootstrap_servers} did not answer within {timeout:.0f}s "
-            f"(start it with `make up`, or set KAFKA_BOOTSTRAP_SERVERS): {exc}"
-        ) from exc
 
 
 def instance_name(settings: Settings) -> str:

@@ -18,13 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cofi.errors import ManifestError
+
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".mp3", ".ogg"})
 FILE_COLUMN = "file"
 TIME_COLUMNS: tuple[str, ...] = ("callStart",)
-
-
-class ManifestError(ValueError):
-    """The manifest cannot be used as given; the message says where and why."""
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,31 @@ class Heartbeat:
 
     def fresh(self) -> bool:
         return time.monotonic() - self.last < self.stale_after_s
+
+
+class CachedHealth:
+    """Calls a (possibly slow) health probe on a background thread at most every `every_s` seconds;
+    /healthz reads the last answer, so neither the poll loop nor a health request ever waits on it."""
+
+    def __init__(self, probe: Callable[[], tuple[bool, str]], every_s: float = 5.0) -> None:
+        self.probe = probe
+        self.every_s = every_s
+        self.last: tuple[bool, str] = (True, "")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="engine-health", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ok, reason = self.probe()
+                self.last = (bool(ok), str(reason))
+            except Exception as exc:  # noqa: BLE001 - a failing probe is an unhealthy engine, not a crash
+                self.last = (False, f"health probe raised {type(exc).__name__}: {exc}")
+            self._stop.wait(self.every_s)
+
+    def start(self) -> CachedHealth:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,16 +1,11 @@
-"""Stage names, topic names and routing along a batch's stage plan."""
+"""Topic names and routing along a batch's stage plan (the stages themselves: `cofi.pipeline.stages`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-STAGES: tuple[str, ...] = ("denoise", "ivr", "lid", "stt", "llm1", "llm2")
-OPTIONAL_STAGES: frozenset[str] = frozenset({"denoise", "ivr", "llm1", "llm2"})
-DONE = "done"
-
-
-class UnknownStageError(ValueError):
-    pass
+from cofi.errors import UnknownStageError
+from cofi.pipeline.stages import DONE, OPTIONAL_STAGES, STAGES
 
 
 @dataclass(frozen=True)

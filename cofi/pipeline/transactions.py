@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
+from cofi.errors import TransactionStuck
 from cofi.pipeline.kafka import producer_config
 from cofi.settings import Settings
 
@@ -30,10 +31,6 @@ class Outgoing:
     topic: str
     key: str | None
     value: bytes
-
-
-class TransactionStuck(Exception):
-    """A librdkafka transactional call outlived its own timeout: replace the producer."""
 
 
 def offsets_after(positions: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int]:

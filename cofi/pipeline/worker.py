@@ -1,32 +1,37 @@
 """The stage worker: the one consume-process-produce loop every stage runs.
 
 poll a micro-batch -> pause the partitions -> run the engine (threads, outside any
-transaction) while polling so the group never times out -> one transaction with the
-outputs and the consumed offsets -> resume. Exactly-once from topic to topic.
+transaction) while polling so the group never times out -> validate each result against
+the stage's model -> one transaction with the outputs and the consumed offsets -> resume.
+Exactly-once from topic to topic. Each output says which stage it completed.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from pydantic import ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from cofi.errors import DecodeError, PermanentError, ResultError, TransientError
 from cofi.pipeline import events
-from cofi.pipeline.codec import Codec, DecodeError, get_codec
+from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.control import CancelWatcher
-from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput, TransientError
-from cofi.pipeline.kafka import consumer_config, instance_name
-from cofi.pipeline.metrics import HealthServer, Heartbeat, StageMetrics
-from cofi.pipeline.topics import DONE, Topics, next_stage
-from cofi.pipeline.transactions import Outgoing, TransactionalSender, offsets_after
+from cofi.pipeline.engine import Engine, StageContext, StageOutput
+from cofi.pipeline.kafka import instance_name
+from cofi.pipeline.metrics import CachedHealth, StageMetrics
+from cofi.pipeline.service import ServiceLoop, first_offsets
+from cofi.pipeline.stages import DONE
+from cofi.pipeline.stages import stage as stage_spec
+from cofi.pipeline.topics import Topics, next_stage
+from cofi.pipeline.transactions import Outgoing, offsets_after
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,24 +50,24 @@ def _is_retryable(exc: BaseException) -> bool:
     return not isinstance(exc, PermanentError)
 
 
-class StageWorker:
+class StageWorker(ServiceLoop):
     """Runs one engine for one stage until stopped."""
 
     def __init__(self, stage: str, engine: Engine, settings: Settings, *,
                  codec: Codec | None = None, metrics: StageMetrics | None = None,
                  serve_metrics: bool = True) -> None:
+        self.metrics = metrics or StageMetrics()
+        super().__init__(settings, who=stage, group=f"{settings.topic_prefix}-{stage}",
+                         transactional_id=f"{settings.topic_prefix}-{stage}-{instance_name(settings)}",
+                         registry=self.metrics.registry, metrics_port=settings.metrics_port_for(stage),
+                         serve_metrics=serve_metrics)
         self.stage = stage
+        self.spec = stage_spec(stage)
         self.engine = engine
-        self.settings = settings
         self.codec = codec or get_codec()
         self.topics = Topics(settings.topic_prefix)
         self.topic = self.topics.stage(stage)
-        self.metrics = metrics or StageMetrics()
-        self.heartbeat = Heartbeat()
-        self.group = f"{settings.topic_prefix}-{stage}"
-        self.transactional_id = f"{settings.topic_prefix}-{stage}-{instance_name(settings)}"
         self.worker_name = f"{stage}@{settings.worker_id}"
-        self.stopping = threading.Event()
         self.batch_size = settings.commit_every_messages if not engine.slow else max(1, settings.stage_concurrency)
         self.pool = ThreadPoolExecutor(max_workers=max(1, settings.stage_concurrency), thread_name_prefix=stage)
         self.assigned: set[tuple[str, int]] = set()
@@ -70,73 +75,44 @@ class StageWorker:
         self.buffer: list[Message] = []
         self.processed_total = 0
         self.cancels = CancelWatcher(settings, self.codec)
-        self.health: HealthServer | None = None
-        self.serve_metrics = serve_metrics
-        self.consumer: Consumer | None = None
-        self.sender = TransactionalSender(settings, self.transactional_id, stage, self.stopping)
+        self.engine_health = CachedHealth(engine.health, settings.engine_health_interval_s)
 
-    # ---- lifecycle -------------------------------------------------------
+    # ---- the service loop's hooks --------------------------------------------------------
 
-    def install_signal_handlers(self) -> None:
-        def stop(signum: int, _frame: object) -> None:
-            log.info("%s: signal %d, finishing the open batch and stopping", self.stage, signum)
-            self.stopping.set()
+    def consumer_options(self) -> dict[str, Any]:
+        return {"statistics.interval.ms": 5000, "stats_cb": lambda s: self.metrics.on_stats(self.stage, s)}
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+    def subscribe(self, consumer: Consumer) -> None:
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_revoke)
 
-    def _healthy(self) -> tuple[bool, dict]:
-        ok = self.heartbeat.fresh() and self.consumer is not None
-        return ok, {"stage": self.stage, "engine": self.engine.name, "assigned": len(self.assigned),
-                    "processed": self.processed_total}
+    def health_detail(self) -> tuple[bool, dict[str, Any]]:
+        ok, reason = self.engine_health.last
+        detail = {"stage": self.stage, "engine": self.engine.name, "assigned": len(self.assigned),
+                  "processed": self.processed_total}
+        return ok, {**detail, "reason": reason} if not ok else detail
 
-    def _connect(self) -> None:
-        """Create clients and init transactions, retrying while Kafka is unreachable."""
-        if not self.sender.connect():
-            return
-        conf = consumer_config(self.settings, self.group, **{
-            "statistics.interval.ms": 5000,
-            "stats_cb": lambda s: self.metrics.on_stats(self.stage, s),
-            "error_cb": self.sender.error_cb,
-        })
-        self.consumer = Consumer(conf)
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_revoke)
-
-    def run(self) -> None:
-        if self.serve_metrics:
-            self.health = HealthServer(self.settings.metrics_port_for(self.stage), self.metrics.registry,
-                                       self._healthy).start()
+    def on_start(self) -> None:
         self.cancels.start()
+        self.engine_health.start()
         log.info("%s: engine=%s group=%s topic=%s transactional.id=%s batch=%d",
-                 self.stage, self.engine.name, self.group, self.topic, self.transactional_id, self.batch_size)
+                 self.stage, self.engine.name, self.group, self.topic, self.sender.transactional_id,
+                 self.batch_size)
         if self.engine.name == "passthrough":
             log.warning("%s: PASSTHROUGH engine: results are empty, for plumbing tests only", self.stage)
-        self._connect()
-        try:
-            while not self.stopping.is_set():
-                self.heartbeat.beat()
-                if self.sender.renew_after_outage():
-                    continue
-                msgs = self._next_batch()
-                if msgs:
-                    self._process_batch(msgs)
-        finally:
-            self.close()
 
-    def close(self) -> None:
+    def step(self) -> None:
+        msgs = self._next_batch()
+        if msgs:
+            self._process_batch(msgs)
+
+    def before_close(self) -> None:
         self.cancels.stop()
-        if self.consumer is not None:
-            try:
-                self.consumer.close()
-            except Exception:  # noqa: BLE001 - closing on the way out
-                log.exception("%s: consumer close", self.stage)
-            self.consumer = None
-        self.sender.close()
+        self.engine_health.stop()
+
+    def after_close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
-        if self.health is not None:
-            self.health.stop()
         log.info("%s: stopped after %d files", self.stage, self.processed_total)
 
     # ---- rebalance -------------------------------------------------------
@@ -160,19 +136,9 @@ class StageWorker:
         if len(self.buffer) < self.batch_size:
             want = self.batch_size - len(self.buffer)
             got = self.consumer.consume(num_messages=want, timeout=self.settings.commit_every_ms / 1000)
-            self.buffer.extend(self._usable(got))
+            self.buffer.extend(self.usable(got))
         batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size:]
         return batch
-
-    def _usable(self, msgs: list[Message]) -> list[Message]:
-        ok = []
-        for m in msgs:
-            err = m.error()
-            if err is None:
-                ok.append(m)
-            elif err.code() != KafkaError._PARTITION_EOF:
-                log.warning("%s: consumer error: %s", self.stage, err)
-        return ok
 
     def _process_batch(self, msgs: list[Message]) -> None:
         assert self.consumer is not None and self.sender.producer is not None
@@ -187,7 +153,7 @@ class StageWorker:
                 # Keep the group membership alive while the engine works (partitions are paused).
                 # Messages of partitions assigned meanwhile are kept for the next batch.
                 got = self.consumer.consume(num_messages=100, timeout=0.2)
-                self.buffer.extend(self._usable(got))
+                self.buffer.extend(self.usable(got))
                 self.heartbeat.beat()
                 if self.stopping.is_set():
                     deadline = deadline or time.monotonic() + self.settings.shutdown_grace_s
@@ -214,14 +180,10 @@ class StageWorker:
         if not keep:
             return
         offsets = offsets_after((h.msg.topic(), h.msg.partition(), h.msg.offset()) for h in keep)
-        first: dict[tuple[str, int], int] = {}
-        for h in keep:
-            tp = (h.msg.topic(), h.msg.partition())
-            first[tp] = min(first.get(tp, h.msg.offset()), h.msg.offset())
         if not self.sender.commit((out for h in keep for out in h.outputs), offsets,
                                   self.consumer.consumer_group_metadata()):
             self.metrics.transactions.labels(self.stage, "aborted").inc()
-            self._rewind(offsets, first)
+            self._rewind(offsets, first_offsets(h.msg for h in keep))
             return
         self.metrics.transactions.labels(self.stage, "committed").inc()
         self.processed_total += len(keep)
@@ -242,15 +204,14 @@ class StageWorker:
             log.warning("%s: cannot read committed offsets (%s); re-reading from the batch's first offsets",
                         self.stage, exc)
             committed = {}
-        for tp in offsets:
-            if tp in self.assigned:
-                at = committed.get(tp, -1)
-                self.consumer.seek(TopicPartition(*tp, at if at >= 0 else first[tp]))
+        self.seek({tp: (committed[tp] if committed.get(tp, -1) >= 0 else first[tp])
+                   for tp in offsets if tp in self.assigned})
         self.buffer = [m for m in self.buffer if (m.topic(), m.partition()) not in offsets]
 
     # ---- one message -------------------------------------------------------
 
     def _handle(self, msg: Message) -> Handled:
+        """Never raises: whatever goes wrong with one file becomes that file's FileFailed."""
         raw = msg.value() or b""
         try:
             event = self.codec.decode_as("FileEvent", raw)
@@ -258,6 +219,14 @@ class StageWorker:
             log.warning("%s: undecodable message at %s[%d]@%d: %s", self.stage, msg.topic(), msg.partition(),
                         msg.offset(), exc)
             return self._failed(msg, raw, None, "DecodeError", str(exc), attempts=0, outcome="decode_error")
+        try:
+            return self._handle_event(msg, raw, event)
+        except Exception as exc:  # noqa: BLE001 - a bug must fail one file, not stop the stage
+            log.exception("%s: %s: unexpected error", self.stage, event.get("file"))
+            return self._failed(msg, raw, event, type(exc).__name__, f"internal error in the {self.stage} worker: "
+                                f"{exc}", attempts=0)
+
+    def _handle_event(self, msg: Message, raw: bytes, event: dict[str, Any]) -> Handled:
         if self.cancels.is_cancelled(event["batchId"]):
             return Handled(msg, [], outcome="cancelled")
         if self.stage not in event["stages"]:
@@ -302,17 +271,34 @@ class StageWorker:
         finally:
             self.metrics.inflight.labels(self.stage).dec()
             self.metrics.seconds.labels(self.stage, self.engine.name).observe(time.monotonic() - started)
-        elapsed = time.monotonic() - started
-        result = {"worker": self.worker_name, "engine": self.engine.name, "durationMs": int(elapsed * 1000),
+        try:
+            return Handled(msg, [self._output(event, output, time.monotonic() - started)])
+        except ResultError as exc:
+            return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts, started=started)
+
+    def _output(self, event: dict[str, Any], output: StageOutput, elapsed_s: float) -> Outgoing:
+        """The engine's result, completed and validated against the stage's model, in the outgoing event;
+        ResultError when it does not fit the model or does not encode."""
+        result = {"worker": self.worker_name, "engine": self.engine.name, "durationMs": int(elapsed_s * 1000),
                   **output.result}
-        event = {**event, "results": {**event["results"], self.stage: result}}
+        try:
+            typed = self.spec.result.model_validate(result)
+        except ValidationError as exc:
+            raise ResultError(f"engine {self.engine.name} returned an invalid {self.stage} result: "
+                              f"{_first_errors(exc)}") from None
+        event = {**event, "results": {**event["results"], self.stage: typed.record()}}
         if output.audio_path:
             event["currentAudio"] = output.audio_path
-        return Handled(msg, [self._forward(event)])
+        try:
+            return self._forward(event)
+        except (ValueError, TypeError, OverflowError) as exc:  # fastavro's ways of refusing a record
+            raise ResultError(f"the {self.stage} result of engine {self.engine.name} does not encode: "
+                              f"{type(exc).__name__}: {exc}") from None
 
     def _forward(self, event: dict[str, Any]) -> Outgoing:
         nxt = next_stage(event["stages"], self.stage)
-        out = {**event, "eventId": events.new_event_id(), "emittedAt": events.now()}
+        out = {**event, "eventId": events.new_event_id(), "emittedAt": events.now(),
+               "emitter": events.EMITTER_STAGE, "completedStage": self.stage}
         topic = self.topics.done if nxt == DONE else self.topics.stage(nxt)
         return Outgoing(topic, event["fileId"], self.codec.encode("FileEvent", out))
 
@@ -331,20 +317,30 @@ class StageWorker:
                        outcome=outcome)
 
 
+def _first_errors(exc: ValidationError, most: int = 5) -> str:
+    """pydantic's errors as `field.path: message` pairs, the first few."""
+    errs = exc.errors()
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<result>'}: {e['msg']}" for e in errs[:most]]
+    return "; ".join(parts) + (f" (+{len(errs) - most} more)" if len(errs) > most else "")
+
+
 EngineFactory = Callable[[str, Settings], Engine]
 
 
-def build_engine(stage: str, settings: Settings, factory: EngineFactory) -> Engine:
-    """`<STAGE>_ENGINE=passthrough` is handled here, every real engine by the service's factory."""
-    name = getattr(settings, f"{stage}_engine")
+def build_engine(stage: str, settings: Settings, factory: EngineFactory | None = None) -> Engine:
+    """`<STAGE>_ENGINE=passthrough` is handled here, every real engine by the stage's
+    `services/<stage>/engines.py` (imported only then, so passthrough needs no model packages)."""
+    name = settings.engine_for(stage)
     if name == "passthrough":
         from cofi.pipeline.passthrough import PassthroughEngine
 
         return PassthroughEngine(stage, delay_ms=settings.passthrough_delay_ms)
+    if factory is None:
+        factory = importlib.import_module(stage_spec(stage).engines_module).build_engine
     return factory(name, settings)
 
 
-def run_service(stage: str, factory: EngineFactory) -> None:
+def run_service(stage: str, factory: EngineFactory | None = None) -> None:
     """Entry point of `python -m services.<stage>`."""
     from cofi.logs import setup_logging
     from cofi.settings import get_settings

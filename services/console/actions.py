@@ -15,16 +15,16 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from cofi.ops.cli import EFFECTS, CliError, build_control, load_batch_view, load_results, results_csv, send_control
-from cofi.pipeline.kafka import KafkaUnavailable
-from cofi.pipeline.topics import STAGES
+from cofi.errors import CliError, KafkaUnavailable
+from cofi.ops.cli.api import EFFECTS, build_control, load_batch_view, load_results, results_csv, send_control
+from cofi.pipeline.stages import REAUDIT_STAGES, STAGES
 from cofi.settings import Settings
 
 __all__ = ["ACTIONS", "EFFECTS", "REAUDIT_FROM", "STAGES", "ControlError", "batch_view", "export_results",
            "send_batch_control"]
 
 ACTIONS = ("resume", "reaudit", "cancel")
-REAUDIT_FROM = ("llm1", "llm2")
+REAUDIT_FROM = REAUDIT_STAGES
 
 
 class ControlError(ValueError):
@@ -73,7 +73,7 @@ def send_batch_control(settings: Settings, batch_id: int, action: str, *, user: 
         send_control(settings, record)
     except (CliError, KafkaUnavailable) as exc:
         raise ControlError(str(exc)) from None
-    stages = "llm1 and llm2" if record["fromStage"] == "llm1" else "llm2"
+    stages = " and ".join(REAUDIT_STAGES[REAUDIT_STAGES.index(record["fromStage"]):]) if record["fromStage"] else ""
     with_new = " with the new rules" if record["rules"] else ""
     return SentControl(action, record, EFFECTS[action].format(from_stage=record["fromStage"], stages=stages,
                                                               with_new=with_new))

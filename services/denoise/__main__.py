@@ -1,15 +1,6 @@
 """`python -m services.denoise`: the denoise stage (spectral noise reduction) on the shared stage worker."""
 
 from cofi.pipeline.worker import run_service
-from cofi.settings import Settings
-
-
-def _factory(name: str, settings: Settings):
-    # Imported here so `DENOISE_ENGINE=passthrough` needs none of the model packages.
-    from services.denoise.engines import build_engine
-
-    return build_engine(name, settings)
-
 
 if __name__ == "__main__":
-    run_service("denoise", _factory)
+    run_service("denoise")  # its engines: services/denoise/engines.py (imported only for a real engine)

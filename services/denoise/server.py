@@ -14,7 +14,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cofi.audio.io import read_wav_bytes, wav_bytes
-from cofi.pipeline.engine import PermanentError
+from cofi.errors import PermanentError
+from cofi.logs import setup_logging
 from cofi.settings import Settings
 from services.denoise.spectral import denoise
 
@@ -68,21 +69,13 @@ class Handler(BaseHTTPRequestHandler):
         log.info("%s " + fmt, self.address_string(), *args)
 
 
-def serve(host: str, port: int) -> ThreadingHTTPServer:
-    """A started server (in a background thread); call shutdown() to stop it."""
-    httpd = ThreadingHTTPServer((host, port), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, name="denoise-http", daemon=True).start()
-    return httpd
-
-
 def main() -> None:
     settings = Settings()
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--host", default="0.0.0.0")
     ap.add_argument("--port", type=int, default=settings.denoise_port)
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging()
     httpd = ThreadingHTTPServer((args.host, args.port), Handler)
     httpd.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 LOW = (697, 770, 852, 941)
 HIGH = (1209, 1336, 1477, 1633)
 KEYS = ("123A", "456B", "789C", "*0#D")
-
-
-@dataclass
-class Tone:
-    digit: str
-    start: float
-    end: float
 
 
 def goertzel(frames: np.ndarray, freqs: tuple[int, ...], sr: int) -> np.ndarray:
@@ -55,18 +46,3 @@ def frame_digits(x: np.ndarray, sr: int, frame: int) -> list[str]:
         out.append(KEYS[li][hi_i] if ok else "")
     return out
 
-
-def tones(x: np.ndarray, sr: int, frame: int, min_frames: int = 2) -> list[Tone]:
-    """Key presses: runs of >= min_frames frames holding the same digit."""
-    digits = frame_digits(x, sr, frame)
-    result: list[Tone] = []
-    i = 0
-    while i < len(digits):
-        d = digits[i]
-        j = i
-        while j < len(digits) and digits[j] == d:
-            j += 1
-        if d and j - i >= min_frames:
-            result.append(Tone(d, i * frame / sr, j * frame / sr))
-        i = j
-    return result

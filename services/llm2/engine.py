@@ -18,6 +18,8 @@ from cofi.audit.prompts import cut_transcript, user_only
 from cofi.audit.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.audit.rules import Rule, RulesError, evaluate, load_rules, rule_names
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
+from cofi.pipeline.results import Llm1Result, SttResult
+from cofi.pipeline.stages import results_of
 from cofi.settings import Settings
 from services.llm2.scoring import score_answers, verdict
 
@@ -27,19 +29,27 @@ LLM_RULE_SCHEMA: dict[str, Any] = {
                    "evidence": {"type": "string", "maxLength": 160}}}
 
 
+def _speech(stt: SttResult | None) -> dict[str, float] | None:
+    return stt.speech.record() if stt is not None else None
+
+
+def _trade_checks(llm1: Llm1Result | None) -> list[dict[str, Any]]:
+    return [c.record() for c in llm1.tradeChecks] if llm1 is not None else []
+
+
 def raw_answers(q: Questionnaire, event: Mapping[str, Any]) -> tuple[dict[str, str | None], list[str]]:
     """Raw answer per question id from llm1, filling speech/trade questions llm1 did not answer."""
-    results = event.get("results") or {}
-    llm1, stt = results.get("llm1"), results.get("stt")
-    raw: dict[str, str | None] = {a["questionId"]: a["answer"] for a in (llm1 or {}).get("answers", [])}
+    results = results_of(event)
+    llm1, stt = results.llm1, results.stt
+    raw: dict[str, str | None] = {a.questionId: a.answer for a in (llm1.answers if llm1 is not None else [])}
     notes: list[str] = []
     for question in q.questions:
         if question.id in raw:
             continue
         if question.type == "speech":
-            raw[question.id] = speech_answer(question, (stt or {}).get("speech"))[0]
+            raw[question.id] = speech_answer(question, _speech(stt))[0]
         elif question.type == "trade" and llm1 is not None:
-            raw[question.id] = trade_answer(question, llm1.get("tradeChecks", []))[0]
+            raw[question.id] = trade_answer(question, _trade_checks(llm1))[0]
         elif question.type == "trade" and not event.get("trades"):
             raw[question.id] = trade_answer(question, [])[0]
         else:
@@ -72,10 +82,10 @@ class Llm2Engine(Engine):
             raise PermanentError(f"{where}: {exc}") from exc
         raw, notes = raw_answers(questionnaire, event)
         scored = score_answers(questionnaire, raw)
-        results = event.get("results") or {}
-        stt, llm1 = results.get("stt") or {}, results.get("llm1") or {}
-        names = rule_names(scored.normalized, stt.get("speech"), llm1.get("tradeChecks", []), scored.score,
-                           str(stt.get("language") or (results.get("lid") or {}).get("language") or ""),
+        results = results_of(event)
+        stt, lid = results.stt, results.lid
+        language = (stt.language if stt is not None else "") or (lid.language if lid is not None else "")
+        names = rule_names(scored.normalized, _speech(stt), _trade_checks(results.llm1), scored.score, language,
                            {q.id for q in questionnaire.questions})
         rule_results = []
         for rule in rules.rules:
@@ -86,8 +96,8 @@ class Llm2Engine(Engine):
         return StageOutput(result={"answers": scored.answers, "rules": rule_results, "score": scored.score,
                                    "verdict": v, "reasons": reasons})
 
-    def _judge(self, rule: Rule, stt: Mapping[str, Any]) -> tuple[bool, str]:
-        transcript = cut_transcript(str(stt.get("text") or ""), self.settings.llm_max_transcript_chars)
+    def _judge(self, rule: Rule, stt: SttResult | None) -> tuple[bool, str]:
+        transcript = cut_transcript(stt.text if stt is not None else "", self.settings.llm_max_transcript_chars)
         if not transcript:
             return False, f"{rule.id}: empty transcript, cannot judge {rule.llm!r}"
         messages = user_only(f"Transcript:\n{transcript}\n\nRule: {rule.llm}\nDoes the call comply with the rule? "

@@ -1,11 +1,11 @@
-"""`build_engine` for the llm2 stage (LLM2_ENGINE): `rules` (default) or `passthrough` (plumbing only)."""
+"""`build_engine` for the llm2 stage (LLM2_ENGINE): `rules` (default); `passthrough` is the worker's."""
 
 from __future__ import annotations
 
 from cofi.pipeline.engine import Engine
 from cofi.settings import Settings
 
-ENGINES = ("rules", "passthrough")
+ENGINES = ("rules",)
 
 
 def build_engine(name: str, settings: Settings) -> Engine:
@@ -13,8 +13,4 @@ def build_engine(name: str, settings: Settings) -> Engine:
         from services.llm2.engine import Llm2Engine
 
         return Llm2Engine(settings)
-    if name == "passthrough":
-        from cofi.pipeline.passthrough import PassthroughEngine
-
-        return PassthroughEngine("llm2")
-    raise ValueError(f"unknown LLM2_ENGINE {name!r}; expected one of {', '.join(ENGINES)}")
+    raise ValueError(f"unknown LLM2_ENGINE {name!r}; known: {', '.join(ENGINES)} (and passthrough)")

@@ -21,6 +21,7 @@ from faster_whisper.vad import VadOptions
 from cofi.audio.io import Audio, load_settings_audio
 from cofi.models.whisper import get_whisper, speech_segments
 from cofi.pipeline.engine import Engine, StageContext, StageOutput
+from cofi.pipeline.stages import results_of
 from cofi.settings import Settings
 from services.stt.speech import speech_params
 
@@ -30,8 +31,8 @@ SPLIT_PAUSE_SEC = 1.0
 
 
 def _language(event: dict[str, Any]) -> str | None:
-    lid = (event.get("results") or {}).get("lid") or {}
-    lang = lid.get("language")
+    lid = results_of(event).lid
+    lang = lid.language if lid is not None else None
     return lang if lang and lang != "und" else None
 
 

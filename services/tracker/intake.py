@@ -14,22 +14,21 @@ from typing import Any
 from sqlalchemy import Connection
 
 from cofi.audit.trades import TradeFileError, map_trades
+from cofi.errors import BatchRejected, ManifestError, UnknownStageError
 from cofi.pipeline import events
 from cofi.pipeline.codec import Codec
-from cofi.pipeline.manifest import ManifestError, read_manifest
-from cofi.pipeline.topics import STAGES, Topics, UnknownStageError, first_stage, stage_plan
+from cofi.pipeline.manifest import read_manifest
+from cofi.pipeline.stages import STAGES, empty_results
+from cofi.pipeline.topics import Topics, first_stage, stage_plan
 from cofi.pipeline.transactions import Outgoing
 from cofi.settings import Settings
 from services.tracker import store
 from services.tracker.emit import emission
+from services.tracker.filestate import new_row
 from services.tracker.progress import LogRow
 from services.tracker.recovery import resume_files
 
 log = logging.getLogger(__name__)
-
-
-class Rejected(Exception):
-    """A batch that cannot run; the message is stored for the operator."""
 
 
 def content_hash(files: list[tuple[str, dict[str, str]]], plan: list[str], start: dict[str, Any]) -> str:
@@ -54,7 +53,7 @@ class Intake:
             return []  # history replayed by another consumer group: already applied
         try:
             files, plan = self._expand(start)
-        except Rejected as exc:
+        except BatchRejected as exc:
             self._reject(conn, start, existing, str(exc))
             return []
         digest = content_hash(files, plan, start)
@@ -80,25 +79,25 @@ class Intake:
         try:
             plan = stage_plan(start.get("skip") or [])
         except UnknownStageError as exc:
-            raise Rejected(str(exc)) from exc
+            raise BatchRejected(str(exc)) from exc
         files: list[tuple[str, dict[str, str]]] = [(f["file"], dict(f.get("metadata") or {}))
                                                    for f in start.get("files") or []]
         if start.get("manifest"):
             try:
                 files += [(s.file, dict(s.metadata)) for s in read_manifest(start["manifest"])]
             except ManifestError as exc:
-                raise Rejected(f"manifest {start['manifest']}: {exc}") from exc
+                raise BatchRejected(f"manifest {start['manifest']}: {exc}") from exc
             except OSError as exc:
-                raise Rejected(f"manifest {start['manifest']} unreadable: {exc}") from exc
+                raise BatchRejected(f"manifest {start['manifest']} unreadable: {exc}") from exc
         if not files:
-            raise Rejected("the batch has no files")
+            raise BatchRejected("the batch has no files")
         names = [f for f, _ in files]
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})[:5] if len(names) < 5000 else ["(several)"]
-            raise Rejected(f"duplicate files in the batch: {', '.join(dup)}")
+            raise BatchRejected(f"duplicate files in the batch: {', '.join(dup)}")
         too_long = [n for n in names if len(n) > 512]
         if too_long:
-            raise Rejected(f"file path longer than 512 characters: {too_long[0][:80]}...")
+            raise BatchRejected(f"file path longer than 512 characters: {too_long[0][:80]}...")
         return files, plan
 
     def _reject(self, conn: Connection, start: dict[str, Any], existing: store.BatchRow | None, reason: str) -> None:
@@ -139,15 +138,15 @@ class Intake:
             event = {
                 "eventId": "", "batchId": batch_id, "fileId": call["fileId"], "file": call["file"],
                 "audioPath": call["file"], "currentAudio": call["file"], "stages": plan, "generation": 0,
-                "metadata": call["metadata"], "emittedAt": events.now(), "results": events.empty_results(),
+                "metadata": call["metadata"], "emittedAt": events.now(), "results": empty_results(),
                 "trades": mapping.by_file.get(call["fileId"], []), "questionnaire": start.get("questionnaire"),
                 "rules": start.get("rules"),
             }
             em = emission(self.codec, self.topics, event, first, 0)
             out.append(em)
-            rows.append(store.FileRow(batchId=batch_id, fileId=call["fileId"], file=call["file"],
-                                      flags={s: 0 for s in STAGES}, status="Pending", currentStage=first,
-                                      metadata=call["metadata"], lastEvent=em.value, dirty=True))
+            row = new_row(batch_id, call["fileId"], call["file"], first, call["metadata"])
+            row.lastEvent = em.value
+            rows.append(row)
         store.save_files(conn, rows)
         touched.add(batch_id)
         log.info("tracker: batch %s accepted: %d files, stages %s", batch_id, len(files), ",".join(plan))

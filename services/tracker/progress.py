@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from cofi.pipeline.topics import STAGES
+from cofi.pipeline.stages import STAGES
 
 PENDING, IN_PROGRESS, COMPLETED, FAILED, SKIPPED = "Pending", "InProgress", "Completed", "Failed", "Skipped"
 FINAL_BATCH = {"Completed", "Failed", "Cancelled", "Rejected"}

@@ -12,18 +12,19 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from cofi.pipeline.codec import Codec, DecodeError
-from cofi.pipeline.topics import DONE, Topics
+from cofi.errors import DecodeError
+from cofi.pipeline.codec import Codec
+from cofi.pipeline.stages import REAUDIT_STAGES, stage
+from cofi.pipeline.topics import Topics
 from cofi.pipeline.transactions import Outgoing
 from services.tracker import store
-from services.tracker.emit import emission, first_undone
+from services.tracker.emit import emission
+from services.tracker.filestate import on_reaudit, on_resume
 from services.tracker.progress import LogRow
 
 log = logging.getLogger(__name__)
 
 CONTROL_LOG_TYPES = {"resume": "batch_resumed", "reaudit": "batch_reaudit", "cancel": "batch_cancelled"}
-LLM_AUDIT_COLUMNS = {"llm1": ("answers", "tradeChecks", "normalizedAnswers", "ruleResults", "score", "verdict", "reasons"),
-                     "llm2": ("normalizedAnswers", "ruleResults", "score", "verdict", "reasons")}
 
 
 def resume_files(conn: Connection, codec: Codec, topics: Topics, batch: store.BatchRow, *,
@@ -31,25 +32,20 @@ def resume_files(conn: Connection, codec: Codec, topics: Topics, batch: store.Ba
     out: list[Outgoing] = []
     changed: list[store.FileRow] = []
     for row in store.unfinished_files(conn, batch.id):
-        stage = first_undone(batch.stages, row.flags)
-        if stage == DONE:
-            row.status, row.failedStage, row.error, row.dirty = "Completed", None, None, True
-            changed.append(row)
-            continue
-        if row.lastEvent is None:
-            log.error("tracker: %s of batch %s has no stored event; cannot resume it", row.file, batch.id)
-            continue
-        try:
-            event = codec.decode_as("FileEvent", row.lastEvent)
-        except DecodeError as exc:
-            log.error("tracker: stored event of %s unreadable (%s); cannot resume it", row.file, exc)
-            continue
-        row.generation += 1 if bump else 0
-        em = emission(codec, topics, event, stage, row.generation)
-        out.append(em)
-        row.status, row.failedStage, row.error = "InProgress", None, None
-        row.currentStage, row.lastEvent, row.dirty = stage, em.value, True
-        changed.append(row)
+        resumed, target = on_resume(row, batch.stages, bump=bump)
+        if target is not None:
+            if row.lastEvent is None:
+                log.error("tracker: %s of batch %s has no stored event; cannot resume it", row.file, batch.id)
+                continue
+            try:
+                event = codec.decode_as("FileEvent", row.lastEvent)
+            except DecodeError as exc:
+                log.error("tracker: stored event of %s unreadable (%s); cannot resume it", row.file, exc)
+                continue
+            em = emission(codec, topics, event, target, resumed.generation)
+            out.append(em)
+            resumed.lastEvent = em.value
+        changed.append(resumed)
     store.save_files(conn, changed)
     if out or changed:
         store.set_batch_fields(conn, batch.id, status="InProgress", completedAt=None)
@@ -101,12 +97,13 @@ class Recovery:
 
     def _reaudit(self, conn: Connection, batch: store.BatchRow, control: dict[str, Any], log_row: LogRow,
                  progress_cache: dict[tuple[int, int], dict[str, int]], replay: bool) -> list[Outgoing]:
-        start = control.get("fromStage") or "llm1"
-        llm_stages = [s for s in ("llm1", "llm2") if s in batch.stages]
+        start = control.get("fromStage") or REAUDIT_STAGES[0]
+        llm_stages = [s for s in batch.stages if stage(s).reaudit]
         if start not in llm_stages:
             log_row.eventType = "reaudit_rejected"
             log_row.details = json.dumps({"reason": f"stage {start} is not an LLM stage of this batch "
-                                                    f"(plan: {','.join(batch.stages)})"})
+                                                    f"(plan: {','.join(batch.stages)}; re-auditable: "
+                                                    f"{','.join(REAUDIT_STAGES)})"})
             store.save_batch_config(conn, batch.id, batch.config)
             store.insert_exec_logs(conn, [log_row])
             return []
@@ -127,16 +124,14 @@ class Recovery:
             event = self.codec.decode_as("FileEvent", row.lastEvent)
             event["rules"] = batch.config.get("rules")
             event["questionnaire"] = batch.config.get("questionnaire")
-            for s in reset:
-                row.flags[s] = 0
-            row.generation += 0 if replay else 1
-            em = emission(self.codec, self.topics, event, start, row.generation)
+            row, target = on_reaudit(row, reset, bump=not replay)
+            em = emission(self.codec, self.topics, event, target, row.generation)
             out.append(em)
-            row.status, row.failedStage, row.error = "InProgress", None, None
-            row.currentStage, row.lastEvent, row.dirty = start, em.value, True
+            row.lastEvent = em.value
             rows.append(row)
         store.save_files(conn, rows)
-        store.clear_audit(conn, batch.id, [r.fileId for r in rows], LLM_AUDIT_COLUMNS[start])
+        store.clear_audit(conn, batch.id, [r.fileId for r in rows],
+                          [c for s in reset for c in stage(s).result.AUDIT_COLUMNS])
         fields: dict[str, Any] = {store.STATUS_COL[s]: "Pending" for s in reset}
         store.set_batch_fields(conn, batch.id, status="InProgress", completedAt=None, **fields)
         log.info("tracker: batch %s reaudit from %s: %d files", batch.id, start, len(out))

@@ -13,37 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from cofi.db import DONE_COLUMNS, STAGE_STATUS_COLUMNS
-from cofi.pipeline.topics import STAGES
+from cofi.db import DONE_COLUMNS
+from cofi.pipeline.stages import REGISTRY, STAGES
+from services.tracker.filestate import FileRow
 from services.tracker.progress import Aggregates, LogRow
 
-FLAG = dict(zip(STAGES, DONE_COLUMNS, strict=True))
-STATUS_COL = dict(zip(STAGES, STAGE_STATUS_COLUMNS, strict=True))
-ORDER = {s: i for i, s in enumerate((*STAGES, "done"))}
-
-
-@dataclass
-class FileRow:
-    batchId: int
-    fileId: str
-    file: str
-    flags: dict[str, int]
-    status: str = "Pending"
-    currentStage: str | None = None
-    failedStage: str | None = None
-    error: str | None = None
-    generation: int = 0
-    worker: str | None = None
-    lastEvent: bytes | None = None
-    metadata: dict[str, Any] | None = None
-    dirty: bool = False
-
-    def advance(self, stage: str, raw: bytes) -> None:
-        """Keep the furthest point reached (events of different stages arrive in any order)."""
-        if self.currentStage is None or ORDER.get(stage, -1) >= ORDER.get(self.currentStage, -1):
-            self.currentStage = stage
-            self.lastEvent = raw
-        self.dirty = True
+FLAG = {s.name: s.done_column for s in REGISTRY}
+STATUS_COL = {s.name: s.status_column for s in REGISTRY}
 
 
 @dataclass
@@ -133,8 +109,7 @@ def insert_exec_logs(conn: Connection, rows: Sequence[LogRow]) -> None:
             [r.__dict__ for r in rows])
 
 
-_AUDIT_COLS = ("language", "languageProbability", "ivrEndSec", "transcriptPath", "transcript", "speech", "answers",
-               "normalizedAnswers", "ruleResults", "tradeChecks", "score", "verdict", "reasons")
+_AUDIT_COLS = tuple(c for s in REGISTRY for c in s.result.AUDIT_COLUMNS)  # auditResult columns the stages fill
 
 
 def upsert_audit(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

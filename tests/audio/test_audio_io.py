@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from cofi.audio.io import load_audio, write_wav
-from cofi.pipeline.engine import PermanentError
+from cofi.errors import PermanentError
 
 
 def _tone(sr: int, sec: float = 1.0, channels: int = 2) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,8 @@ import soundfile as sf
 from cofi.pipeline.engine import PermanentError, TransientError
 from cofi.settings import Settings
 from services.denoise.engines import build_engine
-from tests.audio.conftest import CallFactory, assert_encodes, make_ctx, make_event
+from tests.support.audio import CallFactory, assert_encodes, make_ctx, make_event
+from tests.support.servers import free_port
 
 MIN_SI_SDR_GAIN_DB = 3.0  # at 5 dB input SNR; measured ~+7 dB (see report)
 
@@ -74,15 +74,9 @@ def test_unknown_engine_lists_known() -> None:
         build_engine("rnnoise", Settings())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "services.denoise.server", "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -120,6 +114,6 @@ def test_http_server_rejects_non_audio_with_400(server: int) -> None:
 
 def test_http_engine_connection_refused_is_transient(settings: Settings, call: CallFactory) -> None:
     noisy, _ = call("noisy5", seed=11, snr_db=5.0)
-    s = settings.model_copy(update={"denoise_port": _free_port(), "denoise_host": "127.0.0.1"})
+    s = settings.model_copy(update={"denoise_port": free_port(), "denoise_host": "127.0.0.1"})
     with pytest.raises(TransientError, match="ConnectError"):
         build_engine("http", s).process(make_event(noisy), make_ctx(s, "denoise"))

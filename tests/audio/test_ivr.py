@@ -10,7 +10,7 @@ import soundfile as sf
 
 from cofi.settings import Settings
 from services.ivr.engines import build_engine
-from tests.audio.conftest import CallFactory, assert_encodes, make_ctx, make_event
+from tests.support.audio import CallFactory, assert_encodes, make_ctx, make_event
 
 TOLERANCE_SEC = 0.5
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_events import make_event
 
 from cofi.pipeline.engine import StageContext
 from cofi.settings import Settings
+from tests.support.llm_events import make_event
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import socket
 from collections.abc import Callable
 
 import pytest
-from llm_events import make_event, with_result
 
 from cofi.audit.evidence import best_line, evidence_for, grounded
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.engine import PermanentError, StageContext, TransientError
 from cofi.settings import Settings
 from services.llm1.engines import build_engine
+from tests.support.llm_events import make_event, with_result
 
 NO_LLM_QUESTIONS = """
 questions:
@@ -72,9 +72,8 @@ def test_evidence_is_grounded_or_the_best_line() -> None:
 
 
 def test_invalid_llm_output_twice_leaves_the_answer_for_review(ctx: Callable[[str], StageContext]) -> None:
-    from scripted_server import Scripted, completion
-
     from services.llm2.engines import build_engine as build_llm2
+    from tests.support.scripted_server import Scripted, completion
 
     srv = Scripted([(200, completion("not json"))] * 2 + [(200, completion('{"status": "confirmed"}'))] * 2)
     q = """questions:

@@ -6,12 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from llm_events import make_event, with_result
 
+from cofi.errors import PermanentError
 from cofi.pipeline.codec import get_codec
-from cofi.pipeline.engine import PermanentError, StageContext
+from cofi.pipeline.engine import StageContext
+from cofi.pipeline.worker import build_engine as worker_build_engine
 from cofi.settings import Settings
 from services.llm2.engines import build_engine
+from tests.support.llm_events import make_event, with_result
 
 QUESTIONNAIRE = """
 pass_score: 70
@@ -118,6 +120,7 @@ def test_bad_rules_or_questionnaire_in_event_is_permanent(ctx: Callable[[str], S
 
 
 def test_build_engine_names() -> None:
-    assert build_engine("passthrough", Settings()).name == "passthrough"
+    assert worker_build_engine("llm2", Settings(llm2_engine="passthrough")).name == "passthrough"
+    assert worker_build_engine("llm2", Settings()).name == "rules"
     with pytest.raises(ValueError, match="unknown LLM2_ENGINE 'nope'"):
         build_engine("nope", Settings())

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from scripted_server import Scripted, completion
 
 from cofi.audit.llm_client import LlmClient, LlmOutputError, dialect_from_models, response_format_for, validate_json
-from cofi.pipeline.engine import PermanentError, TransientError
+from cofi.errors import PermanentError, TransientError
 from cofi.settings import Settings
+from tests.support.scripted_server import Scripted, completion
 
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["answer"],
           "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}}}

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from llm_events import make_event
 
 from cofi.audit.questionnaire import (
     Questionnaire,
@@ -16,6 +15,7 @@ from cofi.audit.questionnaire import (
     speech_answer,
 )
 from cofi.pipeline.codec import get_codec
+from tests.support.llm_events import make_event
 
 
 def test_default_questionnaire_covers_the_call_audit() -> None:

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from llm_events import SPEECH, make_event
 
 from cofi.audit.questionnaire import default_questionnaire
 from cofi.audit.rules import RulesError, RuleSet, evaluate, load_rules, rule_names
 from cofi.pipeline.codec import get_codec
+from tests.support.llm_events import SPEECH, make_event
 
 RULES_YAML = """
 - id: recording
@@ -88,4 +88,11 @@ def test_malformed_rule_files_fail_at_load(text: str, message: str) -> None:
 
 
 def test_any_answer_id_allowed_without_a_questionnaire() -> None:
-    load_rules(json.dumps([{"id": "r", "when": "answers.anything == 'yes' and language == 'en' and score >= 70"}]))
+    rs = load_rules(json.dumps([{"id": "r", "when": "answers.anything == 'yes' and language == 'en' and score >= 70"}]))
+    [rule] = rs.rules
+    assert (rule.id, rule.kind) == ("r", "expression")
+    passing = rule_names({"anything": "yes"}, SPEECH, [], 70.0, "en")
+    assert evaluate(rule, passing)[0] is True
+    assert evaluate(rule, {**passing, "score": 69.0})[0] is False
+    with pytest.raises(RulesError, match="unknown name answers.anything"):  # a questionnaire pins the ids
+        load_rules(json.dumps([{"id": "r", "when": "answers.anything == 'yes'"}]), default_questionnaire())

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from llm_events import make_event as file_event
 
 from cofi.audit.trades import TradeFileError, load_trades, map_trades
 from cofi.pipeline.codec import get_codec
+from tests.support.llm_events import make_event as file_event
 
 
 def trade(tid: str, client: str, at: str, **kw: object) -> dict:

@@ -1,0 +1,141 @@
+"""`cofi submit`: validate a batch locally, then send its BatchStart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from cofi.audit.trades import TradeFileError, load_trades
+from cofi.errors import CliError, ManifestError
+from cofi.ops.cli.app import handles_errors, make_console, settings_of
+from cofi.ops.cli.inputs import check_batch_id, check_callback, load_batch_texts, parse_skip, submitted_by
+from cofi.ops.cli.readmodel import row_stamp
+from cofi.ops.cli.sender import send_event
+from cofi.ops.cli.watch import exit_for, watch_batch
+from cofi.pipeline.codec import get_codec
+from cofi.pipeline.events import new_event_id, now
+from cofi.pipeline.manifest import is_audio, missing_files, read_manifest
+from cofi.pipeline.stages import OPTIONAL_STAGES, STAGES
+from cofi.pipeline.topics import Topics, stage_plan
+from cofi.settings import Settings
+
+SKIPPABLE = ",".join(s for s in STAGES if s in OPTIONAL_STAGES)
+MAX_INLINE_BYTES = 900_000  # the broker's default message.max.bytes is 1 MB: larger batches go by manifest
+
+
+@dataclass
+class Submission:
+    """A validated BatchStart, ready to send."""
+
+    record: dict[str, Any]
+    files: int
+    plan: list[str]
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def batch_id(self) -> int:
+        return int(self.record["batchId"])
+
+
+def new_batch_id() -> int:
+    """YYYYMMDDHHMMSSmmm (local time): sortable, readable, fits a BIGINT."""
+    t = datetime.now()
+    return int(t.strftime("%Y%m%d%H%M%S")) * 1000 + t.microsecond // 1000
+
+
+def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int | None = None,
+                     rules: Path | None = None, questionnaire: Path | None = None, trades: Path | None = None,
+                     callback: str | None = None, inline: bool | None = None) -> Submission:
+    """Validate everything locally and build the BatchStart; CliError(2) on any problem."""
+    skipped = parse_skip(skip)
+    plan = stage_plan(skipped)
+    if batch_id is not None:
+        check_batch_id(batch_id, "--batch-id")
+    check_callback(callback)
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise CliError(f"{source} does not exist (give a directory, a .csv/.json manifest or an audio file)")
+    try:
+        specs = read_manifest(source)
+    except ManifestError as exc:
+        raise CliError(str(exc)) from None
+    r_json, q_json = load_batch_texts(rules, questionnaire)
+    trade_rows: list[dict[str, Any]] = []
+    if trades is not None:
+        try:
+            trade_rows = load_trades(trades)
+        except (TradeFileError, OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--trades {trades}: {exc}") from None
+    send_inline = inline if inline is not None else (source.is_file() and is_audio(source))
+    record: dict[str, Any] = {
+        "eventId": new_event_id(),
+        "batchId": batch_id if batch_id is not None else new_batch_id(),
+        "submittedAt": now(),
+        "files": [s.to_record() for s in specs] if send_inline else [],
+        "manifest": None if send_inline else str(source.absolute()),
+        "skip": skipped,
+        "questionnaire": q_json,
+        "rules": r_json,
+        "trades": trade_rows,
+        "callback": callback,
+        "submittedBy": submitted_by(),
+    }
+    size = len(get_codec().encode("BatchStart", record))
+    if size > MAX_INLINE_BYTES:
+        raise CliError(f"the BatchStart would be {size:,} bytes ({len(specs):,} files inline"
+                       f"{f', {len(trade_rows):,} trades' if trade_rows else ''}); "
+                       "submit large batches with --manifest (the default for directories and manifests)")
+    return Submission(record, len(specs), plan, missing_files(specs))
+
+
+def send_submission(settings: Settings, sub: Submission, console: Console) -> None:
+    """Send a validated BatchStart and print what happens next."""
+    if sub.missing:
+        first = ", ".join(sub.missing[:3])
+        console.print(f"[yellow]warning:[/] {len(sub.missing)} of {sub.files} files are not on this machine "
+                      f"({escape(first)}{', ...' if len(sub.missing) > 3 else ''}); they will fail at their first stage "
+                      "unless the services see another filesystem")
+    topic = Topics(settings.topic_prefix).batch_start
+    send_event(settings, topic, str(sub.batch_id), get_codec().encode("BatchStart", sub.record))
+    b = sub.batch_id
+    how = "inline" if sub.record["files"] else f"manifest {sub.record['manifest']}"
+    console.print(f"[bold green]submitted[/] batch [bold]{b}[/]: {sub.files} file(s) ({escape(how)}), "
+                  f"stages {' > '.join(sub.plan)}, to {topic}")
+    console.print(f"next:  cofi status {b} --watch   |   cofi failures {b}   |   cofi results {b}   |   "
+                  f"cofi monitor {b}")
+
+
+def submit_batch(settings: Settings, path: Path, console: Console | None = None, **options: Any) -> Submission:
+    """Validate, send the BatchStart and print what happens next (used by `cofi submit` and the demo)."""
+    sub = build_submission(path, **options)
+    send_submission(settings, sub, console or make_console())
+    return sub
+
+
+@handles_errors
+def submit(ctx: typer.Context,
+           path: Annotated[Path, typer.Argument(help="a directory of audio, a CSV/JSON manifest, or one audio file")],
+           skip: Annotated[list[str] | None, typer.Option("--skip", help=f"optional stages to leave out: {SKIPPABLE}")] = None,
+           batch_id: Annotated[int | None, typer.Option("--batch-id", help="BIGINT id (default: from the clock)")] = None,
+           rules: Annotated[Path | None, typer.Option("--rules", help="custom rules (YAML/JSON)")] = None,
+           questionnaire: Annotated[Path | None, typer.Option("--questionnaire", help="audit questionnaire (YAML/JSON)")] = None,
+           trades: Annotated[Path | None, typer.Option("--trades", help="trades to map to the calls (CSV/JSON)")] = None,
+           callback: Annotated[str | None, typer.Option("--callback", help="webhook URL told when the batch ends")] = None,
+           inline: Annotated[bool | None, typer.Option("--inline/--manifest",
+                                              help="send the file list in the event / let the tracker read the manifest")] = None,
+           watch: Annotated[bool, typer.Option("--watch", help="then watch progress like `cofi status --watch`")] = False,
+           ) -> None:
+    """Validate a batch locally, then send its BatchStart."""
+    settings = settings_of(ctx)
+    sub = build_submission(path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
+                           trades=trades, callback=callback, inline=inline)
+    stamp = row_stamp(settings, sub.batch_id) if watch else None  # a re-submitted batch id resumes that batch
+    send_submission(settings, sub, make_console())
+    if watch:
+        raise typer.Exit(exit_for(watch_batch(settings, sub.batch_id, watch=True, stale_stamp=stamp)))

@@ -1,0 +1,24 @@
+"""Names `make lint`'s dead-code check (vulture) must not report: they are used, but by a framework
+(pydantic, http.server, Typer, pytest, SQL built from `__dict__`), not by a call vulture can see.
+Keep it short: anything else vulture finds is dead code to delete."""
+
+# ruff: noqa
+_ = object()
+
+# pydantic: validators and fields read through model_dump() / Avro, never by attribute
+_._consistent, _._unique_ids, _._both_spellings, _._one_kind, _.version, _.model_config
+_.outputPath, _.sampleRate, _.noiseReductionDb, _.ivrDetected, _.dtmfDigits
+_.durationSec, _.talkTimeAgentSec, _.talkTimeCustomerSec, _.talkRatio, _.silenceRatio, _.longestSilenceSec
+_.overtalkSec, _.speechRateWpm, _.tradeId, _.promptTokens, _.completionTokens, _.maxPoints, _.ruleId
+
+# http.server handlers
+_.do_GET, _.do_POST, _.log_message, _.server_version, _.protocol_version, _.close_connection, _.daemon_threads
+
+# rich and Typer: attributes and callbacks read by the library
+_.caption, _._main
+
+# tables and rows read by SQLAlchemy / Alembic / `text()` parameters from `row.__dict__`
+_.webhook_outbox, _.eventType, _.dedupKey, _.details
+
+# pytest
+_.pytestmark
