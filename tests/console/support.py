@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import uvicorn
 from pydantic import SecretStr
+from tests.harness import ThreadedWorkers
 
 from cofi.pipeline.engine import Engine
 from cofi.pipeline.topics import STAGES
@@ -24,7 +25,6 @@ from cofi.settings import ConsoleUser, Settings
 from services.console.app import create_app
 from services.console.auth import hash_password
 from tests.conftest import _free_port
-from tests.harness import ThreadedWorkers
 from tests.test_tracker import RunningTracker
 
 PASSWORDS = {"olivia": "operator-pass-1", "rita": "reviewer-pass-1"}

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine
+from tests.harness import Collector
 
 from cofi.devtools import synth
 from cofi.ops.cli import load_results, results_csv
@@ -25,7 +26,6 @@ from services.console.calls import audio_path
 from services.llm2.engine import Llm2Engine
 from tests.console.support import ConsoleServer, Pipeline, csrf_of, login
 from tests.console.test_evidence import ARTIFACT
-from tests.harness import Collector
 from tests.test_tracker import batch_start, submit, wait_status
 
 pytestmark = pytest.mark.integration
