@@ -93,7 +93,8 @@ class Settings(_StageEngines):
     llm_max_tokens: int = 512
     llm_max_transcript_chars: int = Field(16000, description="transcript cut for the LLM prompt (the local models run with an 8k-token context)")
     llm_server_threads: int = 0
-    llm1_question_mode: str = Field("per_question", description="per_question (one LLM call each) | batch (one call per file)")
+    llm_server_cache: bool = Field(True, description="the local LLM server keeps prompt prefixes in a RAM cache")
+    llm_max_checks: int = Field(3, ge=1, le=10, description="transcript lines the LLM checks per question at most")
 
     # console (services/console): the operator and QA web UI
     console_host: str = Field("127.0.0.1", description="interface the console listens on")

@@ -51,9 +51,10 @@ def full_file_event() -> dict[str, Any]:
                                "talkRatio": 0.6, "silenceRatio": 0.2, "longestSilenceSec": 3.5,
                                "overtalkSec": 1.0, "speechRateWpm": 140.0}},
             "llm1": {**common, "model": "gemma-3-270m",
-                     "answers": [{"questionId": "q1", "answer": "yes", "evidence": "hello", "source": "llm"}],
+                     "answers": [{"questionId": "q1", "answer": "yes", "evidence": "hello", "source": "llm",
+                                  "evidenceLine": 1, "check": "verified"}],
                      "tradeChecks": [{"tradeId": "T1", "status": "confirmed", "evidence": "buy 100 infy",
-                                      "mismatches": []}],
+                                      "mismatches": [], "evidenceLine": 2, "source": "facts"}],
                      "promptTokens": 900, "completionTokens": 40},
             "llm2": {**common,
                      "answers": [{"questionId": "q1", "raw": "yes", "normalized": "Yes", "points": 1.0,
@@ -66,6 +67,8 @@ def full_file_event() -> dict[str, Any]:
         "questionnaire": json.dumps({"questions": [{"id": "q1", "text": "Greeted?"}]}),
         "rules": json.dumps([{"id": "r1", "expr": "answers.q1 == 'Yes'"}]),
         "emitter": "stage", "completedStage": "llm2",
+        "instruments": [{"symbol": "INFY", "name": "Infosys", "aliases": ["Infosys Limited"]}],
+        "vocabulary": ["Infosys", "Infosys Limited"],
     }
 
 
@@ -75,6 +78,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "files": [{"file": "a.wav", "metadata": {"clientCode": "C042"}}, {"file": "b.wav", "metadata": {}}],
         "manifest": "/data/manifest.csv", "skip": ["denoise"], "questionnaire": "{}", "rules": "[]",
         "trades": [trade()], "callback": "http://127.0.0.1:9/hook", "submittedBy": "ops",
+        "instruments": [{"symbol": "INFY", "name": "Infosys", "aliases": []}],
     },
     "FileEvent": full_file_event(),
     "FileFailed": {
@@ -119,26 +123,50 @@ def _single_object(schema_path: Path, record: dict[str, Any]) -> bytes:
 V3_FIELDS = ("emitter", "completedStage")
 
 
+def as_v3(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without what v4 added (answer/trade-check evidence lines, instruments, vocabulary)."""
+    ev = {k: v for k, v in event.items() if k not in ("instruments", "vocabulary")}
+    llm1 = ev["results"]["llm1"]
+    ev["results"] = {**ev["results"], "llm1": {
+        **llm1, "answers": [{k: v for k, v in a.items() if k not in ("evidenceLine", "check")} for a in llm1["answers"]],
+        "tradeChecks": [{k: v for k, v in t.items() if k not in ("evidenceLine", "source")} for t in llm1["tradeChecks"]]}}
+    return ev
+
+
+def with_v4_defaults(event: dict[str, Any]) -> dict[str, Any]:
+    """What the current reader makes of an event written before v4."""
+    llm1 = event["results"]["llm1"]
+    return {**event, "instruments": [], "vocabulary": [], "results": {**event["results"], "llm1": {
+        **llm1, "answers": [{**a, "evidenceLine": 0, "check": ""} for a in llm1["answers"]],
+        "tradeChecks": [{**t, "evidenceLine": 0, "source": "facts"} for t in llm1["tradeChecks"]]}}}
+
+
 def test_v1_file_event_is_read_by_current_reader(codec: Codec) -> None:
-    v1 = full_file_event()
+    v1 = as_v3(full_file_event())
     for field in ("trades", "questionnaire", "rules", *V3_FIELDS):  # v2 and v3 fields
         del v1[field]
     data = _single_object(SCHEMA_DIR / "history" / "file_event.v1.avsc", v1)
     assert data[2:10] != codec.current["FileEvent"].fingerprint
     name, event = codec.decode(data)
     assert name == "FileEvent"
-    assert event == {**v1, "trades": [], "questionnaire": None, "rules": None, "emitter": None,
-                     "completedStage": None}
+    assert event == with_v4_defaults({**v1, "trades": [], "questionnaire": None, "rules": None, "emitter": None,
+                                      "completedStage": None})
 
 
 def test_v2_file_event_without_transition_fields_is_read_with_nulls(codec: Codec) -> None:
     """A FileEvent written before v3 says nothing of its transition: the tracker infers it (tests/test_filestate.py)."""
-    v2 = full_file_event()
+    v2 = as_v3(full_file_event())
     for field in V3_FIELDS:
         del v2[field]
     data = _single_object(SCHEMA_DIR / "history" / "file_event.v2.avsc", v2)
     assert data[2:10] != codec.current["FileEvent"].fingerprint
-    assert codec.decode_as("FileEvent", data) == {**v2, "emitter": None, "completedStage": None}
+    assert codec.decode_as("FileEvent", data) == with_v4_defaults({**v2, "emitter": None, "completedStage": None})
+
+
+def test_v3_file_event_reads_with_v4_defaults(codec: Codec) -> None:
+    v3 = as_v3(full_file_event())
+    data = _single_object(SCHEMA_DIR / "history" / "file_event.v3.avsc", v3)
+    assert codec.decode_as("FileEvent", data) == with_v4_defaults(v3)
 
 
 def test_unknown_fingerprint(codec: Codec) -> None:
@@ -201,6 +229,15 @@ def _sample(schema: Any, named: dict[str, Any]) -> Any:
     return _sample(kind, named)
 
 
+def _keeps(read: Any, written: Any) -> bool:
+    """`read` holds everything `written` did: equal, or a record with more fields (their defaults)."""
+    if isinstance(written, dict) and isinstance(read, dict):
+        return all(k in read and _keeps(read[k], v) for k, v in written.items())
+    if isinstance(written, list) and isinstance(read, list):
+        return len(read) == len(written) and all(_keeps(r, w) for r, w in zip(read, written, strict=True))
+    return read == written
+
+
 def test_history_is_kept() -> None:
     assert HISTORY, "schemas/history/ must keep every past version"
 
@@ -220,8 +257,8 @@ def test_history_schema_resolves_into_current(codec: Codec, path: Path) -> None:
     assert list(read) == [f["name"] for f in current]
     dropped = [f["name"] for f in raw["fields"] if f["name"] not in read]
     assert not dropped, f"{path.name}: fields dropped since then (their data would be lost): {dropped}"
-    for field in raw["fields"]:  # what the old writer wrote reads back unchanged ...
-        assert read[field["name"]] == record[field["name"]], field["name"]
+    for field in raw["fields"]:  # what the old writer wrote reads back unchanged (nested records may gain fields) ...
+        assert _keeps(read[field["name"]], record[field["name"]]), field["name"]
     for field in current:  # ... and a field it did not know reads as its default
         if field["name"] not in record:
             assert read[field["name"]] == field["default"], field["name"]

@@ -1,24 +1,21 @@
-"""OpenAI-compatible chat client with JSON-schema output, retries and bounded concurrency.
+"""OpenAI-compatible chat client with constrained short replies, retries and bounded concurrency.
 
-One async httpx client runs on a private event-loop thread; `LlmClient.chat_json` is the
-thread-safe sync facade a stage worker's pool threads call. A per-process semaphore
-(`LLM_CONCURRENCY`) bounds requests in flight. Connection errors, timeouts, 429 and 5xx
-are retried with exponential backoff (tenacity); an endpoint still down after that raises
-`TransientError`, so the worker retries the file later and the batch goes on.
+One async httpx client runs on a private event-loop thread; `LlmClient.chat` is the thread-safe
+sync facade a stage worker's pool threads call. A per-process semaphore (`LLM_CONCURRENCY`)
+bounds requests in flight. Connection errors, timeouts, 429 and 5xx are retried with exponential
+backoff (tenacity); an endpoint still down after that raises `TransientError`, so the worker
+retries the file later and the batch goes on.
 
-Structured output is requested in the server's dialect (`LLM_DIALECT`):
-- openai:   response_format {"type":"json_schema","json_schema":{name,schema,strict}}
-- llamacpp: response_format {"type":"json_object","schema":...} (llama.cpp, llama-cpp-python)
-- vllm:     guided_json (extra body parameter)
-- auto:     probes /models once (owned_by) and picks one of the above.
-Whatever the server promises, the reply is validated against the schema here, and the
-model is asked once more with the validation error before giving up.
+Replies are constrained to a `LinesFormat` (cofi.audit.formats) in the server's dialect
+(`LLM_DIALECT`): a GBNF grammar for llama.cpp servers, a regex for vLLM, a JSON schema for
+OpenAI-style servers; `auto` probes /models once (owned_by) and picks one. Whatever the server
+promises, the reply is parsed and checked here, and the model is asked once more with the reason
+before giving up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Coroutine
@@ -26,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
-import jsonschema
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -35,6 +31,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from cofi.audit.formats import LinesFormat, request_fields
 from cofi.pipeline.engine import PermanentError, TransientError
 from cofi.settings import Settings
 
@@ -45,7 +42,7 @@ T = TypeVar("T")
 
 
 class LlmOutputError(PermanentError):
-    """The model's reply stayed invalid for the schema after one re-ask (tokens spent in `usage`)."""
+    """The model's reply stayed invalid for its format after one re-ask (tokens spent in `usage`)."""
 
     def __init__(self, message: str, usage: Usage | None = None) -> None:
         super().__init__(message)
@@ -68,23 +65,12 @@ class Usage:
 
 @dataclass
 class ChatResult:
-    data: dict[str, Any]
+    records: list[dict[str, Any]]
     usage: Usage = field(default_factory=Usage)
     model: str = ""
     attempts: int = 1
     reasked: bool = False
-
-
-def response_format_for(dialect: str, schema: dict[str, Any], name: str = "reply") -> dict[str, Any]:
-    """The request-body fields that ask `dialect` for JSON matching `schema`."""
-    if dialect == "openai":
-        return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": name, "schema": schema, "strict": True}}}
-    if dialect == "llamacpp":
-        return {"response_format": {"type": "json_object", "schema": schema}}
-    if dialect == "vllm":
-        return {"guided_json": schema}
-    raise ValueError(f"unknown LLM dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
+    raw: str = ""
 
 
 def dialect_from_models(payload: dict[str, Any]) -> str:
@@ -95,20 +81,6 @@ def dialect_from_models(payload: dict[str, Any]) -> str:
     if owners & {"llamacpp", "me", "llama.cpp"}:  # llama.cpp server / llama-cpp-python
         return "llamacpp"
     return "openai"
-
-
-def validate_json(text: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """Parse and validate a reply; raises ValueError with the reason."""
-    try:
-        data = json.loads(text, strict=False)  # a raw newline inside a string is harmless
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at char {exc.pos})") from exc
-    try:
-        jsonschema.validate(data, schema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "<root>"
-        raise ValueError(f"schema violation at {where}: {exc.message}") from exc
-    return data
 
 
 class _LoopThread:
@@ -154,13 +126,29 @@ class LlmClient:
 
     # -- sync facade -------------------------------------------------------------------
 
-    def chat_json(self, messages: list[dict[str, str]], schema: dict[str, Any], *, name: str = "reply",
-                  max_tokens: int | None = None, temperature: float = 0.0) -> ChatResult:
-        """Ask for a JSON object matching `schema`; validated here, re-asked once if invalid."""
+    def chat(self, messages: list[dict[str, str]], fmt: LinesFormat, *, max_tokens: int | None = None,
+             temperature: float = 0.0) -> ChatResult:
+        """Ask for a reply in `fmt`; parsed and checked here, re-asked once if invalid."""
         if self._closed:
             raise RuntimeError("LlmClient is closed")
-        return self._loop.run(self.achat_json(messages, schema, name=name, max_tokens=max_tokens,
-                                              temperature=temperature))
+        return self._loop.run(self.achat(messages, fmt, max_tokens=max_tokens, temperature=temperature))
+
+    def probe(self, timeout_s: float = 3.0) -> tuple[bool, str]:
+        """(True, "") when the endpoint answers /models and lists LLM_MODEL, else (False, why)."""
+        headers = {"Authorization": f"Bearer {self.settings.llm_api_key}"} if self.settings.llm_api_key else {}
+        try:
+            resp = httpx.get(f"{self.base_url}/models", headers=headers, timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            return False, f"LLM endpoint {self.base_url} unreachable: {type(exc).__name__}: {exc}"
+        if resp.status_code != 200:
+            return False, f"LLM endpoint {self.base_url}/models answered HTTP {resp.status_code}"
+        try:
+            ids = [str(m.get("id")) for m in resp.json().get("data", []) if isinstance(m, dict)]
+        except ValueError:
+            return False, f"LLM endpoint {self.base_url}/models answered no JSON"
+        if ids and self.model not in ids:
+            return False, f"LLM endpoint {self.base_url} serves {ids[:5]}, not LLM_MODEL={self.model}"
+        return True, ""
 
     def dialect(self) -> str:
         return self._loop.run(self._resolve_dialect())
@@ -174,28 +162,28 @@ class LlmClient:
 
     # -- async core --------------------------------------------------------------------
 
-    async def achat_json(self, messages: list[dict[str, str]], schema: dict[str, Any], *, name: str = "reply",
-                         max_tokens: int | None = None, temperature: float = 0.0) -> ChatResult:
+    async def achat(self, messages: list[dict[str, str]], fmt: LinesFormat, *, max_tokens: int | None = None,
+                    temperature: float = 0.0) -> ChatResult:
         dialect = await self._resolve_dialect()
         body: dict[str, Any] = {
             "model": self.model,
             "messages": list(messages),
             "temperature": temperature,
-            "max_tokens": max_tokens or self.settings.llm_max_tokens,
-            **response_format_for(dialect, schema, name),
+            "max_tokens": max_tokens or min(self.settings.llm_max_tokens, fmt.max_tokens()),
+            **request_fields(fmt, dialect),
         }
         usage = Usage()
         reply, model, attempts = await self._post_chat(body, usage)
         try:
-            return ChatResult(validate_json(reply, schema), usage, model, attempts)
+            return ChatResult(fmt.parse(reply), usage, model, attempts, raw=reply)
         except ValueError as first:
             log.info("LLM reply invalid (%s); asking once more", first)
             body["messages"] = [*messages, {"role": "assistant", "content": reply},
                                 {"role": "user", "content": f"That reply is invalid: {first}. "
-                                                            "Reply again with only the corrected JSON object."}]
+                                                            f"{fmt.instructions()}, nothing else."}]
             reply2, model, more = await self._post_chat(body, usage)
             try:
-                return ChatResult(validate_json(reply2, schema), usage, model, attempts + more, reasked=True)
+                return ChatResult(fmt.parse(reply2), usage, model, attempts + more, reasked=True, raw=reply2)
             except ValueError as second:
                 raise LlmOutputError(f"LLM {self.model} at {self.base_url} returned invalid output twice: "
                                      f"{second}; reply starts {reply2[:200]!r}", usage) from second

@@ -57,6 +57,11 @@ class Question(BaseModel):
     critical: bool = False
     hint: str = Field("", description="extra guidance for the LLM (what counts as yes)")
     speech: SpeechCheck | None = None
+    cues: list[str] = Field(default_factory=list, max_length=200,
+                            description="phrases that mark the lines worth checking ('record*' = recorded, recording)")
+    speaker: Literal["any", "agent", "customer"] = Field("any", description="whose lines can show a yes")
+    requires: str | None = Field(None, description="id of an earlier question: this one is na unless that is yes")
+    context: int = Field(1, ge=0, le=3, description="following lines shown with a checked line (a reply, a confirm)")
 
     @model_validator(mode="after")
     def _consistent(self) -> Question:
@@ -73,6 +78,10 @@ class Question(BaseModel):
             raise ValueError(f"question {self.id}: `speech` is only for type speech")
         if self.type in ("speech", "trade") and not {"yes", "no"} <= set(self.options):
             raise ValueError(f"question {self.id}: type {self.type} answers yes/no, so options must include them")
+        if self.requires is not None and "na" not in self.options:
+            raise ValueError(f"question {self.id}: `requires` answers na when it does not apply, so options need na")
+        if any(not c.strip() or len(c) > 80 for c in self.cues):
+            raise ValueError(f"question {self.id}: cues must be non-empty phrases of at most 80 characters")
         return self
 
 
@@ -89,6 +98,11 @@ class Questionnaire(BaseModel):
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise ValueError(f"duplicate question ids: {dup}")
+        earlier: set[str] = set()
+        for q in self.questions:
+            if q.requires is not None and q.requires not in earlier:
+                raise ValueError(f"question {q.id}: requires {q.requires!r}, which is not an earlier question")
+            earlier.add(q.id)
         return self
 
     def by_type(self, kind: str) -> list[Question]:
@@ -180,7 +194,10 @@ def trade_answer(question: Question, trade_checks: list[Mapping[str, Any]]) -> t
     """(answer, evidence) of a `trade` question: yes when every mapped trade was confirmed."""
     if not trade_checks:
         return ("na" if "na" in question.options else "yes"), "no trades mapped to this call"
-    bad = [f"{t['tradeId']}={t['status']}" for t in trade_checks if t["status"] != "confirmed"]
+    bad = [f"{t['tradeId']}={t['status']}" for t in trade_checks if t["status"] not in ("confirmed", "unclear")]
     if bad:
         return "no", "not confirmed: " + ", ".join(bad)
+    unclear = [f"{t['tradeId']} ({', '.join(t.get('mismatches') or [])})" for t in trade_checks if t["status"] == "unclear"]
+    if unclear:  # a field heard with low confidence: a person listens, the verdict waits
+        return "", "needs review, heard unclearly: " + ", ".join(unclear)
     return "yes", f"{len(trade_checks)} trade(s) confirmed"

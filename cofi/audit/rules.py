@@ -25,7 +25,7 @@ from simpleeval import SimpleEval
 
 from cofi.audit.questionnaire import SPEECH_METRICS, Questionnaire, as_path
 
-TRADE_COUNTS = ("total", "confirmed", "contradicted", "not_mentioned")
+TRADE_COUNTS = ("total", "confirmed", "contradicted", "not_mentioned", "unclear")
 FUNCTIONS: dict[str, Any] = {"abs": abs, "min": min, "max": max, "len": len, "round": round}
 SCALARS = ("score", "language")
 
@@ -184,7 +184,7 @@ def rule_names(answers: Mapping[str, str | None], speech: Mapping[str, Any] | No
     """The namespace rules see. Unanswered questions read as None."""
     ans = {qid: None for qid in question_ids or ()} | dict(answers)
     statuses = [str(t.get("status")) for t in trade_checks]
-    trades = {k: statuses.count(k) for k in ("confirmed", "contradicted", "not_mentioned")} | {"total": len(statuses)}
+    trades = {k: statuses.count(k) for k in TRADE_COUNTS if k != "total"} | {"total": len(statuses)}
     sp = {m: float((speech or {}).get(m, 0.0)) for m in SPEECH_METRICS}
     return {"answers": _Namespace(**ans), "speech": SimpleNamespace(**sp), "trades": SimpleNamespace(**trades),
             "score": score, "language": language}

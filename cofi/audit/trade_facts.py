@@ -1,118 +1,161 @@
-"""Deterministic trade facts: which of a trade's fields the transcript states, and which it contradicts.
+"""Deterministic trade checks: what the call states about a booked trade, field by field.
 
-The LLM's trade verdict is cross-checked against these facts (see `combine`): a model may
-not confirm a trade whose quantity, price, side or symbol the call never states, nor miss
-a side or quantity the call states differently. Numbers are read as digits ("1,000",
-"187.50") or words ("one hundred", "two thousand five hundred"); symbols as the ticker.
+The instrument is found by its ticker, name or aliases (cofi.audit.instruments); the side, the
+quantity and the price are read in the lines around each mention (the order, the read-back and
+the confirmation), numbers as digits or words (cofi.audit.spoken_numbers). A field the call
+states differently is a mismatch; a mismatch whose numbers speech recognition heard with low
+confidence is `unclear` instead (a mishearing must not fail a trade, nor be "corrected" toward
+the booked value). The LLM is asked only when this pass cannot decide (`Facts.decided`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cofi.audit.instruments import Instrument, find_form, words
+from cofi.audit.spoken_numbers import QTY_WORDS, SpokenNumber, find_numbers, tokenize
+from cofi.audit.transcript import Line
+
 SIDE_WORDS = {"buy": "buy", "buying": "buy", "bought": "buy", "purchase": "buy", "purchasing": "buy",
-              "sell": "sell", "selling": "sell", "sold": "sell"}
-UNITS = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-         "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
-         "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40,
-         "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
-QTY_UNITS = ("shares", "share", "units", "unit", "lots", "lot", "contracts")
+              "purchased": "buy", "acquire": "buy", "sell": "sell", "selling": "sell", "sold": "sell",
+              "exit": "sell", "dispose": "sell"}
+MARKET_WORDS = ("market price", "at market", "market order", "current price", "best price")
 FIELDS = ("symbol", "side", "quantity", "price")
-TOKEN_RE = re.compile(r"\d[\d,]*(?:\.\d+)?|[a-z]+|[,;:?!]")
+WINDOW_AFTER = 3  # lines after a mention that still belong to its order (read-back, confirmation)
+WINDOW_BEFORE = 1
 
 
 @dataclass
 class Facts:
     found: set[str] = field(default_factory=set)
     mismatches: set[str] = field(default_factory=set)
-    evidence: str = ""
+    unclear: set[str] = field(default_factory=set)
+    evidence: Line | None = None
+    mentioned: bool = False  # the instrument is named
+    order_talk: bool = False  # the call speaks of buying or selling at all
 
     @property
     def status(self) -> str:
         if self.mismatches:
             return "contradicted"
-        return "confirmed" if self.found >= set(FIELDS) else "not_mentioned"
+        if self.unclear:
+            return "unclear"
+        if self.found >= set(FIELDS):
+            return "confirmed"
+        return "not_mentioned"
+
+    @property
+    def decided(self) -> bool:
+        """True when no LLM is needed: a mismatch, an unclear hearing, everything found, or no order talk."""
+        return bool(self.mismatches or self.unclear or self.found >= set(FIELDS) or not self.order_talk)
 
 
-def numbers_in(text: str) -> list[tuple[float, int]]:
-    """(value, index of the token after it) for every number in digits or words."""
-    tokens = TOKEN_RE.findall(text.lower())
-    out: list[tuple[float, int]] = []
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok[0].isdigit():
-            out.append((float(tok.replace(",", "")), i + 1))
-            i += 1
+def _mention_lines(lines: list[Line], inst: Instrument) -> list[int]:
+    forms = inst.spoken_forms()
+    return [i for i, ln in enumerate(lines) if any(find_form(words(ln.text), f) >= 0 for f in forms)]
+
+
+def _sides(tokens: list[str]) -> set[str]:
+    return {SIDE_WORDS[t] for t in tokens if t in SIDE_WORDS}
+
+
+def _quantity_candidates(tokens: list[str], nums: list[SpokenNumber], inst: Instrument) -> list[SpokenNumber]:
+    """Numbers said as a quantity: '200 shares', 'quantity 200', or right before the instrument ('200 TCS')."""
+    forms = inst.spoken_forms()
+    out = [n for n in nums if n.role == "quantity"]
+    for n in nums:
+        if n.role or n.end >= len(tokens):
             continue
-        total, current, j = 0, 0, i
-        while j < len(tokens) and (tokens[j] in UNITS or tokens[j] in SCALES or (tokens[j] == "and" and j > i)):
-            w, prev = tokens[j], tokens[j - 1] if j > i else ""
-            if w in UNITS and prev in UNITS and not (UNITS[prev] >= 20 and UNITS[w] < 10):
-                break  # "ten one" is two numbers; "twenty five" is one
-            if w in UNITS:
-                current += UNITS[w]
-            elif w in SCALES:
-                current = max(current, 1) * SCALES[w]
-                if SCALES[w] >= 1000:
-                    total, current = total + current, 0
-            j += 1
-        if j > i and tokens[j - 1] != "and":
-            out.append((float(total + current), j))
-            i = j
-        else:
-            i += 1
+        rest = tokens[n.end:n.end + 6]
+        if rest and rest[0] == "of":
+            rest = rest[1:]
+        if any(find_form(rest[:len(f)], f) == 0 for f in forms) or (rest and rest[0] in QTY_WORDS):
+            out.append(n)
     return out
 
 
-def _line_with(transcript: str, needles: list[str]) -> str:
-    best, score = "", 0
-    for line in transcript.splitlines():
-        low = line.lower()
-        s = sum(1 for n in needles if n and n in low)
-        if s > score:
-            best, score = line.strip(), s
-    return best[:160]
+def _uncertain(n: SpokenNumber, tokens: list[str], uncertain_words: Collection[str]) -> bool:
+    return any(t in uncertain_words for t in tokens[n.start:n.end])
 
 
-def trade_facts(transcript: str, trade: Mapping[str, Any]) -> Facts:
-    low = transcript.lower()
-    words = re.findall(r"[a-z]+", low)
-    facts = Facts()
-    if re.search(rf"\b{re.escape(str(trade['symbol']).lower())}\b", low):
-        facts.found.add("symbol")
-    sides = {SIDE_WORDS[w] for w in words if w in SIDE_WORDS}
-    if trade["side"] in sides:
+def _order_line(lines: list[Line], booked: Sequence[Instrument]) -> Line | None:
+    """A line that places an order (a side and a quantity) naming none of the call's booked instruments."""
+    for ln in lines:
+        tokens = tokenize(ln.text)
+        if not _sides(tokens) or any(_mention_lines([ln], b) for b in booked):
+            continue
+        if any(n.role == "quantity" for n in find_numbers(tokens)):
+            return ln
+    return None
+
+
+def trade_facts(lines: list[Line], trade: Mapping[str, Any], inst: Instrument,
+                uncertain_words: Collection[str] = (), booked: Sequence[Instrument] = ()) -> Facts:
+    """What `lines` state about `trade`; `uncertain_words` are tokens the recognizer was unsure of,
+    `booked` the instruments of every trade mapped to the call (this one included)."""
+    facts = Facts(order_talk=any(_sides(tokenize(ln.text)) for ln in lines))
+    mentions = _mention_lines(lines, inst)
+    if not mentions:
+        other = _order_line(lines, [*booked, inst])
+        if other is not None:  # the call orders an instrument that is not the booked one
+            facts.mismatches.add("symbol")
+            facts.evidence = other
+        facts.order_talk = False  # nothing left for the LLM: the booked instrument is never named
+        return facts
+    facts.mentioned = True
+    facts.found.add("symbol")
+    window = sorted({j for i in mentions for j in range(max(0, i - WINDOW_BEFORE),
+                                                          min(len(lines), i + WINDOW_AFTER + 1))})
+    qty, price, side = float(trade["quantity"]), float(trade["price"]), str(trade["side"]).lower()
+    sides: set[str] = set()
+    qty_seen: list[tuple[SpokenNumber, list[str]]] = []
+    price_seen: list[tuple[SpokenNumber, list[str]]] = []
+    loose: list[SpokenNumber] = []
+    score: dict[int, int] = {}
+    for j in window:
+        tokens = tokenize(lines[j].text)
+        nums = find_numbers(tokens)
+        sides |= _sides(tokens)
+        q = _quantity_candidates(tokens, nums, inst)
+        qty_seen += [(n, tokens) for n in q]
+        price_seen += [(n, tokens) for n in nums if n.role == "price"]
+        loose += [n for n in nums if not n.role and n not in q]
+        score[j] = (j in mentions) + (side in _sides(tokens)) + any(n.matches(qty) for n in q) + any(
+            n.matches(price) for n in nums)
+    if side in sides:
         facts.found.add("side")
     elif sides:
         facts.mismatches.add("side")
-    nums = numbers_in(low)
-    tokens = TOKEN_RE.findall(low)
-    qty, price = float(trade["quantity"]), float(trade["price"])
-    if any(v == qty for v, _ in nums):
-        facts.found.add("quantity")
-    elif any(nxt < len(tokens) and tokens[nxt] in QTY_UNITS for _, nxt in nums):
-        facts.mismatches.add("quantity")  # "200 shares" stated, the booked quantity never
-    if any(abs(v - price) < 0.005 for v, _ in nums):
-        facts.found.add("price")
-    facts.evidence = _line_with(transcript, [str(trade["symbol"]).lower(), trade["side"],
-                                             f"{qty:g}", f"{price:g}"])
+    _judge("quantity", qty, qty_seen, loose, facts, uncertain_words)
+    market = any(m in " ".join(lines[j].text.lower() for j in window) for m in MARKET_WORDS)
+    if market and not price_seen:
+        facts.found.add("price")  # a market order: the booked price is the fill, not a spoken one
+    else:
+        _judge("price", price, price_seen, loose, facts, uncertain_words)
+    best = max(window, key=lambda j: (score[j], -j))
+    facts.evidence = lines[best]
     return facts
 
 
-def combine(llm_status: str, llm_mismatches: list[str], facts: Facts) -> tuple[str, list[str]]:
-    """Final (status, mismatches): facts decide when conclusive; the LLM may only add a contradiction."""
-    if facts.status == "contradicted":
-        extra = set(llm_mismatches) if llm_status == "contradicted" else set()
-        return "contradicted", sorted(facts.mismatches | (extra - facts.found))
-    if facts.status == "confirmed":
-        return "confirmed", []
-    if llm_status == "contradicted":
-        mism = sorted(set(llm_mismatches) - facts.found)
-        if mism:
-            return "contradicted", mism
-    return "not_mentioned", []
+def _judge(name: str, booked: float, seen: list[tuple[SpokenNumber, list[str]]], loose: list[SpokenNumber],
+           facts: Facts, uncertain_words: Collection[str]) -> None:
+    if any(n.matches(booked) for n, _ in seen) or any(n.matches(booked) for n in loose):
+        facts.found.add(name)
+    elif seen:
+        if all(_uncertain(n, toks, uncertain_words) for n, toks in seen):
+            facts.unclear.add(name)
+        else:
+            facts.mismatches.add(name)
+
+
+def uncertain_words(transcript_json: Mapping[str, Any] | None, threshold: float = 0.5) -> set[str]:
+    """Lower-cased tokens of the words the recognizer gave a probability under `threshold`."""
+    out: set[str] = set()
+    for seg in (transcript_json or {}).get("segments") or []:
+        for w in seg.get("words") or []:
+            if float(w.get("probability", 1.0)) < threshold:
+                out.update(tokenize(str(w.get("word", ""))))
+    return {t for t in out if re.search(r"\d", t) or t not in ("a", "the", "and")}

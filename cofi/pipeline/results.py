@@ -136,6 +136,8 @@ class Answer(Record):
     answer: str
     evidence: str = ""
     source: str = "llm"
+    evidenceLine: Int32 = 0
+    check: str = ""
 
 
 class TradeCheck(Record):
@@ -143,6 +145,8 @@ class TradeCheck(Record):
     status: str
     evidence: str = ""
     mismatches: list[str] = []
+    evidenceLine: Int32 = 0
+    source: str = "facts"
 
 
 class Llm1Result(StageResult):

@@ -1,28 +1,32 @@
-"""The llm1 engine: answers the batch's questionnaire over the transcript and checks mapped trades.
+"""The llm1 engine: the batch's questionnaire and trade checks over the transcript.
 
-`llm` questions go to the LLM (JSON-schema output constrained to the canonical options);
-`speech` questions are answered from the STT speech parameters and `trade` questions from
-the trade checks, without the LLM. Trade checks ask the LLM and cross-check its verdict
-against the fields the transcript really states (`trade_facts`). Thread-safe: the only
-shared state is the LlmClient, which is itself thread-safe and bounds requests in flight.
+`llm` questions go to the LLM (cofi.audit.answering: numbered lines, a line number as evidence,
+every positive answer checked against its line); `speech` questions are answered from the STT
+speech parameters and `trade` questions from the trade checks, without the LLM. Trade checks are
+deterministic first (instrument names and aliases, spoken numbers); the LLM judges only what that
+pass cannot decide. Thread-safe: the only shared state is the LlmClient, itself thread-safe.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cofi.audit import prompts
-from cofi.audit.evidence import evidence_for, grounded
-from cofi.audit.llm_client import ChatResult, LlmClient, LlmOutputError, Usage
-from cofi.audit.questionnaire import Question, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
-from cofi.audit.trade_facts import combine, trade_facts
+from cofi.audit.answering import Answerer, AnswerRecord
+from cofi.audit.instruments import Instrument, Master, master_of
+from cofi.audit.llm_client import LlmClient, LlmOutputError, Usage
+from cofi.audit.questionnaire import QuestionnaireError, questionnaire_of, speech_answer, trade_answer
+from cofi.audit.trade_facts import trade_facts, uncertain_words
+from cofi.audit.transcript import Line, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
-QUESTION_MODES = ("per_question", "batch")
+EVIDENCE_MAX = 300
 
 
 def stt_of(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -32,26 +36,26 @@ def stt_of(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return stt
 
 
-def unanswered(exc: LlmOutputError) -> dict[str, str]:
-    """An answer llm2 will score as unrecognised (needs review) instead of failing the whole file."""
-    return {"answer": "", "evidence": f"invalid LLM output: {exc}"[:prompts.EVIDENCE_MAX], "source": "llm"}
-
-
-def empty_answer(q: Question) -> str:
-    return "no" if "no" in q.options else q.options[-1]
+def _transcript_json(stt: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The STT artifact (word probabilities), when this worker can read it."""
+    path = str(stt.get("transcriptPath") or "")
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):
+        return None
 
 
 class Llm1Engine(Engine):
     stage = "llm1"
     name = "llm"
 
-    def __init__(self, settings: Settings, client: LlmClient | None = None, question_mode: str | None = None) -> None:
-        question_mode = question_mode or settings.llm1_question_mode
-        if question_mode not in QUESTION_MODES:
-            raise ValueError(f"question_mode {question_mode!r}; expected one of {QUESTION_MODES}")
+    def __init__(self, settings: Settings, client: LlmClient | None = None) -> None:
         self.settings = settings
         self.client = client or LlmClient(settings)
-        self.question_mode = question_mode
+
+    def health(self) -> tuple[bool, str]:
+        """Unhealthy while the LLM endpoint cannot answer (the worker calls this every few seconds)."""
+        return self.client.probe()
 
     def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
         try:
@@ -59,75 +63,51 @@ class Llm1Engine(Engine):
         except QuestionnaireError as exc:
             raise PermanentError(f"file {event.get('file')}: bad questionnaire in event: {exc}") from exc
         stt = stt_of(event)
-        full_text = str(stt.get("text") or "")
-        transcript = prompts.cut_transcript(full_text, self.settings.llm_max_transcript_chars)
+        lines = split_lines(str(stt.get("text") or ""))
+        shown = fit(lines, self.settings.llm_max_transcript_chars)
         usage = Usage()
-        answers: dict[str, dict[str, str]] = {}
-        llm_questions = questionnaire.by_type("llm")
-        if not transcript:
-            for q in llm_questions:
-                answers[q.id] = {"answer": empty_answer(q), "evidence": "(empty transcript)", "source": "llm"}
-        elif self.question_mode == "batch" and llm_questions:
-            try:
-                res = self.client.chat_json(prompts.batch_messages(transcript, llm_questions),
-                                            prompts.batch_schema(llm_questions), name="answers")
-            except LlmOutputError as exc:
-                usage.add(exc.usage)
-                for q in llm_questions:
-                    answers[q.id] = unanswered(exc)
-            else:
-                usage.add(res.usage)
-                for q in llm_questions:
-                    answers[q.id] = self._answer(q, res.data[q.id], transcript)
-        else:
-            for q in llm_questions:
-                try:
-                    res = self.client.chat_json(prompts.question_messages(transcript, q), prompts.answer_schema(q),
-                                                name="answer")
-                except LlmOutputError as exc:
-                    usage.add(exc.usage)
-                    answers[q.id] = unanswered(exc)
-                    continue
-                usage.add(res.usage)
-                answers[q.id] = self._answer(q, res.data, transcript)
-        trade_checks = [self._check_trade(transcript, full_text, t, usage) for t in event.get("trades") or []]
+        answerer = Answerer(self.client, lines, usage, max_checks=self.settings.llm_max_checks, prompt_lines=shown)
+        answers: dict[str, AnswerRecord] = answerer.answer_all(questionnaire.by_type("llm"))
+        unsure = uncertain_words(_transcript_json(stt))
+        master = master_of(event.get("instruments") or [])
+        trades = list(event.get("trades") or [])
+        booked = [master.get(str(t["symbol"])) for t in trades]
+        trade_checks = [self._check_trade(lines, t, master, booked, unsure, usage) for t in trades]
         for q in questionnaire.by_type("speech"):
             a, ev = speech_answer(q, stt.get("speech"))
-            answers[q.id] = {"answer": a, "evidence": ev, "source": "speech"}
+            answers[q.id] = AnswerRecord(a, ev, "speech")
         for q in questionnaire.by_type("trade"):
             a, ev = trade_answer(q, trade_checks)
-            answers[q.id] = {"answer": a, "evidence": ev, "source": "trade"}
-        ordered = [{"questionId": q.id, "answer": answers[q.id]["answer"],
-                    "evidence": str(answers[q.id].get("evidence", ""))[:prompts.EVIDENCE_MAX],
-                    "source": answers[q.id]["source"]} for q in questionnaire.questions]
+            answers[q.id] = AnswerRecord(a, ev, "trade")
+        ordered = [{"questionId": q.id, **answers[q.id].to_record(EVIDENCE_MAX)} for q in questionnaire.questions]
         return StageOutput(result={
             "model": self.settings.llm_model, "answers": ordered, "tradeChecks": trade_checks,
             "promptTokens": usage.prompt_tokens, "completionTokens": usage.completion_tokens,
         })
 
-    @staticmethod
-    def _answer(q: Question, data: Mapping[str, Any], transcript: str) -> dict[str, str]:
-        return {"answer": str(data["answer"]), "evidence": evidence_for(str(data.get("evidence", "")), transcript,
-                                                                        f"{q.text} {q.hint}"), "source": "llm"}
-
-    def _check_trade(self, transcript: str, full_text: str, trade: Mapping[str, Any], usage: Usage) -> dict[str, Any]:
-        """LLM verdict over the (cut) transcript, cross-checked with facts from the full one."""
-        if not transcript:
-            return {"tradeId": trade["tradeId"], "status": "not_mentioned", "evidence": "(empty transcript)",
-                    "mismatches": []}
-        facts = trade_facts(full_text, trade)
-        try:
-            res = self.client.chat_json(prompts.trade_messages(transcript, trade), prompts.trade_schema(),
-                                        name="trade")
-        except LlmOutputError as exc:  # the facts alone still decide
-            usage.add(exc.usage)
-            log.warning("trade %s: %s; using the transcript facts only", trade["tradeId"], exc)
-            res = ChatResult({"status": "not_mentioned", "evidence": "", "mismatches": []})
-        usage.add(res.usage)
-        status, mismatches = combine(str(res.data["status"]), list(res.data["mismatches"]), facts)
-        quote = str(res.data["evidence"])
-        return {"tradeId": trade["tradeId"], "status": status, "mismatches": mismatches,
-                "evidence": quote[:prompts.EVIDENCE_MAX] if grounded(quote, full_text) else facts.evidence}
+    def _check_trade(self, lines: list[Line], trade: Mapping[str, Any], master: Master, booked: list[Instrument],
+                     unsure: set[str], usage: Usage) -> dict[str, Any]:
+        """The deterministic facts decide when they can; otherwise the LLM checks the lines around the
+        instrument's mention against the booked order (it may confirm it, never invent a mismatch)."""
+        inst = master.get(str(trade["symbol"]))
+        facts = trade_facts(lines, trade, inst, unsure, booked)
+        status, line, source = facts.status, facts.evidence, "facts"
+        if not facts.decided and facts.evidence is not None:
+            window = [ln for ln in lines if facts.evidence.number - 1 <= ln.number <= facts.evidence.number + 2]
+            names = [n for n in (inst.name, *inst.aliases) if n]
+            try:
+                res = self.client.chat(prompts.trade_check_messages(window, trade, names), prompts.CHECK_FORMAT)
+            except LlmOutputError as exc:
+                usage.add(exc.usage)
+                log.warning("trade %s: %s; the transcript facts alone decide", trade["tradeId"], exc)
+            else:
+                usage.add(res.usage)
+                source = "llm"
+                status = "confirmed" if res.records[0]["answer"] == "yes" else "not_mentioned"
+        return {"tradeId": trade["tradeId"], "status": status, "mismatches": sorted(facts.mismatches | facts.unclear),
+                "evidence": line.quote[:EVIDENCE_MAX] if line else "", "evidenceLine": line.number if line else 0,
+                "source": source}
 
     def close(self) -> None:
         self.client.close()
+

@@ -37,9 +37,10 @@ def server_argv(settings: Settings, model: Path, *, chat_format: str, n_ctx: int
         "--chat_format", chat_format,
         "--n_threads", str(threads),
         "--n_threads_batch", str(threads),
-        # one request at a time keeps the previous prompt's KV cache: the questions of one call
-        # share the transcript prefix, which is then evaluated once.
+        # one request at a time, and a RAM cache of prompt states: every check of one question shares
+        # the prefix "system prompt + question", which is then evaluated once, across calls too.
         "--interrupt_requests", "False",
+        "--cache", str(settings.llm_server_cache), "--cache_type", "ram", "--cache_size", str(1 << 30),
         "--verbose", "False",
     ]
 

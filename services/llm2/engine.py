@@ -12,21 +12,17 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from cofi.audit.evidence import evidence_for
+from cofi.audit import prompts
+from cofi.audit.formats import IntField, LinesFormat, WordField
 from cofi.audit.llm_client import LlmClient
-from cofi.audit.prompts import cut_transcript, user_only
 from cofi.audit.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.audit.rules import Rule, RulesError, evaluate, load_rules, rule_names
+from cofi.audit.transcript import by_number, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.results import Llm1Result, SttResult
 from cofi.pipeline.stages import results_of
 from cofi.settings import Settings
 from services.llm2.scoring import score_answers, verdict
-
-LLM_RULE_SCHEMA: dict[str, Any] = {
-    "type": "object", "additionalProperties": False, "required": ["complies", "evidence"],
-    "properties": {"complies": {"type": "string", "enum": ["yes", "no"]},
-                   "evidence": {"type": "string", "maxLength": 160}}}
 
 
 def _speech(stt: SttResult | None) -> dict[str, float] | None:
@@ -97,15 +93,17 @@ class Llm2Engine(Engine):
                                    "verdict": v, "reasons": reasons})
 
     def _judge(self, rule: Rule, stt: SttResult | None) -> tuple[bool, str]:
-        transcript = cut_transcript(stt.text if stt is not None else "", self.settings.llm_max_transcript_chars)
-        if not transcript:
+        """An `llm` rule: the model says whether the call complies and cites a line (quoted as we hold it)."""
+        lines = fit(split_lines(stt.text if stt is not None else ""), self.settings.llm_max_transcript_chars)
+        if not lines:
             return False, f"{rule.id}: empty transcript, cannot judge {rule.llm!r}"
-        messages = user_only(f"Transcript:\n{transcript}\n\nRule: {rule.llm}\nDoes the call comply with the rule? "
-                             "Reply in JSON: complies (yes or no) and evidence (a few words copied from the transcript).")
-        data = self._llm().chat_json(messages, LLM_RULE_SCHEMA, name="rule").data
-        ok = data["complies"] == "yes"
-        quote = evidence_for(str(data["evidence"]), transcript, rule.llm or "")
-        return ok, f"{rule.id}: LLM judged it {'compliant' if ok else 'violated'}" + (f" ({quote})" if quote else "")
+        fmt = LinesFormat.of([[IntField("line", 0, max(ln.number for ln in lines)),
+                               WordField("complies", ("yes", "no"))]], name="rule")
+        reply = self._llm().chat(prompts.rule_messages(lines, rule.llm or "", fmt), fmt).records[0]
+        ok = reply["complies"] == "yes"
+        cited = by_number(lines).get(int(reply["line"]))
+        return ok, f"{rule.id}: LLM judged it {'compliant' if ok else 'violated'}" + (
+            f" (line {cited.number}: {cited.quote[:160]})" if cited else "")
 
     def close(self) -> None:
         with self._lock:

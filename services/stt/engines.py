@@ -46,11 +46,12 @@ class WhisperStt(Engine):
         self.settings = settings
         self.model = get_whisper(settings)
 
-    def _transcribe(self, x: np.ndarray, speaker: str, language: str | None) -> tuple[list[dict[str, Any]], str]:
+    def _transcribe(self, x: np.ndarray, speaker: str, language: str | None,
+                    hotwords: str | None = None) -> tuple[list[dict[str, Any]], str]:
         segments, info = self.model.transcribe(
             x, language=language, beam_size=self.settings.whisper_beam_size, word_timestamps=True,
             vad_filter=True, vad_parameters=VadOptions(min_silence_duration_ms=500, speech_pad_ms=200),
-            condition_on_previous_text=False)
+            condition_on_previous_text=False, hotwords=hotwords)
         out: list[dict[str, Any]] = []
         for seg in segments:
             words = [{"word": w.word.strip(), "start": round(w.start, 3), "end": round(w.end, 3),
@@ -73,7 +74,7 @@ class WhisperStt(Engine):
             intervals[speaker] = speech_segments(x)
             if not intervals[speaker]:
                 continue  # a silent channel: nothing to transcribe (and Whisper would hallucinate)
-            segs, lang = self._transcribe(x, speaker, language)
+            segs, lang = self._transcribe(x, speaker, language, _hotwords(event))
             segments.extend(segs)
             detected = detected or lang
         segments.sort(key=lambda s: (s["start"], s["speaker"]))
@@ -95,6 +96,16 @@ class WhisperStt(Engine):
         if audio.stereo:
             return [(role, np.ascontiguousarray(audio.samples[:, i])) for i, role in enumerate(audio.roles)]
         return [(MONO_SPEAKER, audio.samples[:, 0])]
+
+
+def _hotwords(event: dict[str, Any], max_chars: int = 400) -> str | None:
+    """The batch's instrument names as recognition vocabulary ("State Bank of India, Tata Motors").
+
+    They are the names of every instrument traded in the batch, never this call's booked values
+    (no quantities, no prices, not only its own instrument): a customer who says another stock or
+    another number is still heard saying it."""
+    names = ", ".join(str(v) for v in event.get("vocabulary") or [])
+    return names[:max_chars].rsplit(",", 1)[0] if len(names) > max_chars else (names or None)
 
 
 def _split_on_pauses(speaker: str, words: list[dict[str, Any]], pause: float = SPLIT_PAUSE_SEC) -> list[dict[str, Any]]:

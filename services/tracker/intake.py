@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from cofi.audit.instruments import InstrumentError, master_of
 from cofi.audit.trades import TradeFileError, map_trades
 from cofi.errors import BatchRejected, ManifestError, UnknownStageError
 from cofi.pipeline import events
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 def content_hash(files: list[tuple[str, dict[str, str]]], plan: list[str], start: dict[str, Any]) -> str:
     doc = {"files": sorted([f, sorted(m.items())] for f, m in files), "plan": plan,
            "questionnaire": start.get("questionnaire"), "rules": start.get("rules"),
-           "trades": sorted(t["tradeId"] for t in start.get("trades") or [])}
+           "trades": sorted(t["tradeId"] for t in start.get("trades") or []),
+           "instruments": sorted(i["symbol"] for i in start.get("instruments") or [])}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -73,6 +75,9 @@ class Intake:
             return self._create(conn, start, files, plan, digest, touched)
         except TradeFileError as exc:
             self._reject(conn, start, None, f"trades: {exc}")
+            return []
+        except InstrumentError as exc:
+            self._reject(conn, start, None, f"instruments: {exc}")
             return []
 
     def _expand(self, start: dict[str, Any]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
@@ -119,6 +124,8 @@ class Intake:
         batch_id = start["batchId"]
         calls = [{"fileId": events.file_id(batch_id, f), "file": f, "metadata": m} for f, m in files]
         mapping = map_trades(start.get("trades") or [], calls)
+        master = master_of(start.get("instruments") or [])
+        vocabulary = master.vocabulary(t["symbol"] for t in start.get("trades") or [])
         config = {
             "events": {start["eventId"]: self.group}, "round": 0, "questionnaire": start.get("questionnaire"),
             "rules": start.get("rules"), "submittedBy": start.get("submittedBy", ""),
@@ -140,7 +147,8 @@ class Intake:
                 "audioPath": call["file"], "currentAudio": call["file"], "stages": plan, "generation": 0,
                 "metadata": call["metadata"], "emittedAt": events.now(), "results": empty_results(),
                 "trades": mapping.by_file.get(call["fileId"], []), "questionnaire": start.get("questionnaire"),
-                "rules": start.get("rules"),
+                "rules": start.get("rules"), "vocabulary": vocabulary,
+                "instruments": master.records(t["symbol"] for t in mapping.by_file.get(call["fileId"], [])),
             }
             em = emission(self.codec, self.topics, event, first, 0)
             out.append(em)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import pytest
 
-from cofi.audit.evidence import best_line, evidence_for, grounded
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.engine import PermanentError, StageContext, TransientError
 from cofi.settings import Settings
@@ -62,35 +61,26 @@ def test_build_engine_names() -> None:
         build_engine("gpt", Settings())
 
 
-def test_evidence_is_grounded_or_the_best_line() -> None:
-    t = "agent: Good morning, this is Sarah.\nagent: This call is recorded for quality.\ncustomer: ok"
-    assert grounded("call is recorded", t) and not grounded("<short quote>", t)
-    assert evidence_for("This call is recorded", t, "recorded?") == "This call is recorded"
-    assert evidence_for("<option value=", t, "Did the agent say the call is recorded?") == \
-        "agent: This call is recorded for quality."
-    assert best_line(t, "zebra") == ""
-
-
 def test_invalid_llm_output_twice_leaves_the_answer_for_review(ctx: Callable[[str], StageContext]) -> None:
     from services.llm2.engines import build_engine as build_llm2
     from tests.support.scripted_server import Scripted, completion
 
-    srv = Scripted([(200, completion("not json"))] * 2 + [(200, completion('{"status": "confirmed"}'))] * 2)
+    srv = Scripted([(200, completion("not an answer"))] * 2)
     q = """questions:
-  - {id: recording, text: "Recording disclosed?", critical: true}
+  - {id: recording, text: "Recording disclosed?", critical: true, cues: ["record*"]}
   - {id: trades_ok, text: "Trades confirmed?", type: trade}
 """
     trade = {"tradeId": "T1", "clientCode": "C1", "symbol": "AAPL", "side": "buy", "quantity": 100.0,
              "price": 187.5, "tradeTime": "2026-01-15T10:05:00Z", "phone": None}
     ev = make_event("agent: buy 100 AAPL at 187.50, this call is recorded", questionnaire=q, trades=[trade])
-    engine = build_engine("llm", Settings(llm_base_url=srv.url, llm_dialect="openai"))
+    engine = build_engine("llm", Settings(llm_base_url=srv.url, llm_dialect="llamacpp"))
     out = engine.process(ev, ctx("llm1")).result
     engine.close()
     srv.stop()
     rec, trades_ok = out["answers"]
-    assert rec["answer"] == "" and rec["evidence"].startswith("invalid LLM output: ")
-    assert out["tradeChecks"][0]["status"] == "confirmed"  # the transcript states every field
-    assert trades_ok["answer"] == "yes" and out["promptTokens"] == 40
+    assert rec["answer"] == "" and rec["check"].startswith("review: the check of line 1 got no valid reply")
+    assert out["tradeChecks"][0]["status"] == "confirmed" and out["tradeChecks"][0]["source"] == "facts"
+    assert trades_ok["answer"] == "yes" and out["promptTokens"] == 20  # the two tries of one check, no trade LLM
     ev1 = with_result(ev, "llm1", out)
     get_codec().encode("FileEvent", ev1)
     out2 = build_llm2("rules", Settings()).process(ev1, ctx("llm2")).result

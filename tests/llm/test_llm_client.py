@@ -1,4 +1,4 @@
-"""LlmClient: dialects, validation, retries, re-ask and a dead endpoint.
+"""LlmClient: dialects, constrained replies, retries, re-ask, a dead endpoint and the health probe.
 
 The HTTP behaviours (503 then success, invalid JSON then valid) are driven by a small real
 HTTP server started here that scripts the replies; the real-model checks are in
@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
-from cofi.audit.llm_client import LlmClient, LlmOutputError, dialect_from_models, response_format_for, validate_json
+from cofi.audit.formats import LinesFormat, WordField, request_fields
+from cofi.audit.llm_client import LlmClient, LlmOutputError, dialect_from_models
 from cofi.errors import PermanentError, TransientError
 from cofi.settings import Settings
 from tests.support.scripted_server import Scripted, completion
 
-SCHEMA = {"type": "object", "additionalProperties": False, "required": ["answer"],
-          "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}}}
+FMT = LinesFormat.of([[WordField("answer", ("yes", "no"))]])
+Q = [{"role": "user", "content": "q"}]
 
 
 @pytest.fixture
@@ -41,46 +42,47 @@ def client_for(url: str, **kw: Any) -> LlmClient:
 
 
 def test_dialect_request_shapes() -> None:
-    assert response_format_for("openai", SCHEMA, "a") == {
-        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA, "strict": True}}}
-    assert response_format_for("llamacpp", SCHEMA) == {"response_format": {"type": "json_object", "schema": SCHEMA}}
-    assert response_format_for("vllm", SCHEMA) == {"guided_json": SCHEMA}
+    assert request_fields(FMT, "llamacpp") == {"grammar": FMT.gbnf()}
+    assert request_fields(FMT, "vllm") == {"guided_regex": "(?:yes|no)"}
+    assert request_fields(FMT, "openai")["response_format"]["json_schema"]["schema"] == {
+        "type": "object", "additionalProperties": False, "required": ["answer"],
+        "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}}}
     with pytest.raises(ValueError, match="unknown LLM dialect"):
-        response_format_for("tgi", SCHEMA)
+        request_fields(FMT, "tgi")
     assert dialect_from_models({"data": [{"owned_by": "vllm"}]}) == "vllm"
     assert dialect_from_models({"data": [{"owned_by": "me"}]}) == "llamacpp"
     assert dialect_from_models({"data": [{"owned_by": "llamacpp"}]}) == "llamacpp"
     assert dialect_from_models({"data": [{"owned_by": "openai"}]}) == "openai"
 
 
-def test_validate_json_reasons() -> None:
-    assert validate_json('{"answer": "yes"}', SCHEMA) == {"answer": "yes"}
-    with pytest.raises(ValueError, match="not JSON"):
-        validate_json("yes", SCHEMA)
-    with pytest.raises(ValueError, match="schema violation at answer: 'maybe' is not one of"):
-        validate_json('{"answer": "maybe"}', SCHEMA)
-
-
 def test_auto_dialect_retries_5xx_and_counts_tokens(scripted: Any) -> None:
-    srv = scripted([(503, {"error": "busy"}), (429, {"error": "slow down"}), (200, completion('{"answer": "no"}'))],
+    srv = scripted([(503, {"error": "busy"}), (429, {"error": "slow down"}), (200, completion("no"))],
                    owned_by="vllm")
     c = client_for(srv.url)
-    res = c.chat_json([{"role": "user", "content": "q"}], SCHEMA)
+    res = c.chat(Q, FMT)
     c.close()
-    assert res.data == {"answer": "no"} and res.attempts == 3
+    assert res.records == [{"answer": "no"}] and res.attempts == 3
     assert (res.usage.prompt_tokens, res.usage.completion_tokens) == (10, 3)
-    assert srv.requests[-1]["guided_json"] == SCHEMA and "response_format" not in srv.requests[-1]
+    assert srv.requests[-1]["guided_regex"] == "(?:yes|no)" and "response_format" not in srv.requests[-1]
+
+
+def test_a_json_reply_is_read_too(scripted: Any) -> None:
+    srv = scripted([(200, completion('{"answer": "yes"}'))])
+    c = client_for(srv.url, llm_dialect="openai")
+    assert c.chat(Q, FMT).records == [{"answer": "yes"}]
+    c.close()
 
 
 def test_invalid_reply_is_reasked_once_then_fails(scripted: Any) -> None:
-    srv = scripted([(200, completion('{"answer": "maybe"}')), (200, completion('{"answer": "yes"}'))])
-    c = client_for(srv.url, llm_dialect="openai")
-    res = c.chat_json([{"role": "user", "content": "q"}], SCHEMA)
-    assert res.data == {"answer": "yes"} and res.reasked and res.usage.prompt_tokens == 20
+    srv = scripted([(200, completion("maybe")), (200, completion("yes"))])
+    c = client_for(srv.url, llm_dialect="llamacpp")
+    res = c.chat(Q, FMT)
+    assert res.records == [{"answer": "yes"}] and res.reasked and res.usage.prompt_tokens == 20
     assert "That reply is invalid" in srv.requests[-1]["messages"][-1]["content"]
-    srv.replies = [(200, completion("nonsense")), (200, completion("still nonsense"))]
-    with pytest.raises(LlmOutputError, match="returned invalid output twice: not JSON"):
-        c.chat_json([{"role": "user", "content": "q"}], SCHEMA)
+    assert srv.requests[-1]["grammar"] == FMT.gbnf()
+    srv.replies = [(200, completion("nonsense here")), (200, completion("still nonsense"))]
+    with pytest.raises(LlmOutputError, match=r"returned invalid output twice: expected 1 fields \(answer\), got"):
+        c.chat(Q, FMT)
     c.close()
 
 
@@ -88,31 +90,39 @@ def test_4xx_is_permanent(scripted: Any) -> None:
     srv = scripted([(400, {"error": "context length exceeded"})])
     c = client_for(srv.url, llm_dialect="llamacpp")
     with pytest.raises(PermanentError, match="HTTP 400: .*context length exceeded"):
-        c.chat_json([{"role": "user", "content": "q"}], SCHEMA)
+        c.chat(Q, FMT)
     c.close()
     assert len(srv.requests) == 1
 
 
-def test_dead_endpoint_raises_transient_error() -> None:
+def test_dead_endpoint_raises_transient_error_and_probe_says_why() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     c = client_for(f"http://127.0.0.1:{port}/v1", llm_max_retries=2)
     with pytest.raises(TransientError, match=rf"LLM endpoint http://127.0.0.1:{port}/v1 still failing after 2 "
                                              "attempts: ConnectError"):
-        c.chat_json([{"role": "user", "content": "q"}], SCHEMA)
+        c.chat(Q, FMT)
+    ok, why = c.probe()
+    assert not ok and why.startswith(f"LLM endpoint http://127.0.0.1:{port}/v1 unreachable: ConnectError")
     c.close()
 
 
+def test_probe_wants_the_configured_model(scripted: Any) -> None:
+    srv = scripted([])
+    assert client_for(srv.url, llm_model="scripted").probe() == (True, "")
+    ok, why = client_for(srv.url, llm_model="qwen").probe()
+    assert not ok and "serves ['scripted'], not LLM_MODEL=qwen" in why
+
+
 def test_concurrent_callers_share_one_client(scripted: Any) -> None:
-    srv = scripted([(200, completion('{"answer": "yes"}'))] * 8)
+    srv = scripted([(200, completion("yes"))] * 8)
     c = client_for(srv.url, llm_dialect="openai", llm_concurrency=2)
     results: list[Any] = []
-    threads = [threading.Thread(target=lambda: results.append(c.chat_json([{"role": "user", "content": "q"}], SCHEMA)))
-               for _ in range(8)]
+    threads = [threading.Thread(target=lambda: results.append(c.chat(Q, FMT))) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     c.close()
-    assert [r.data for r in results] == [{"answer": "yes"}] * 8
+    assert [r.records for r in results] == [[{"answer": "yes"}]] * 8

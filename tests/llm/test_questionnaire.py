@@ -22,8 +22,12 @@ def test_default_questionnaire_covers_the_call_audit() -> None:
     q = default_questionnaire()
     ids = {x.id for x in q.questions}
     assert {"greeting", "identity_verified", "recording_disclosed", "trade_read_back", "risk_disclosed",
-            "professional_tone", "trades_confirmed", "low_silence"} <= ids
+            "agent_rude", "trades_confirmed", "low_silence"} <= ids
     assert {x.type for x in q.questions} == {"llm", "speech", "trade"}
+    by_id = {x.id: x for x in q.questions}
+    assert by_id["trade_read_back"].requires == by_id["risk_disclosed"].requires == "order_placed"
+    assert by_id["order_placed"].weight == 0  # a precondition, not scored
+    assert all(x.cues for x in q.by_type("llm"))  # every LLM question says which lines to check
 
 
 def test_json_round_trip_and_event_carries_it() -> None:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cofi.audit.instruments import InstrumentError, load_master
 from cofi.audit.trades import TradeFileError, load_trades
 from cofi.errors import CliError, ManifestError
 from cofi.ops.cli.app import handles_errors, make_console, settings_of
@@ -51,7 +52,8 @@ def new_batch_id() -> int:
 
 def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int | None = None,
                      rules: Path | None = None, questionnaire: Path | None = None, trades: Path | None = None,
-                     callback: str | None = None, inline: bool | None = None) -> Submission:
+                     instruments: Path | None = None, callback: str | None = None,
+                     inline: bool | None = None) -> Submission:
     """Validate everything locally and build the BatchStart; CliError(2) on any problem."""
     skipped = parse_skip(skip)
     plan = stage_plan(skipped)
@@ -72,6 +74,12 @@ def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int
             trade_rows = load_trades(trades)
         except (TradeFileError, OSError, UnicodeDecodeError) as exc:
             raise CliError(f"--trades {trades}: {exc}") from None
+    master: list[dict[str, Any]] = []
+    if instruments is not None:
+        try:  # only the entries of traded symbols travel: the others are never looked up
+            master = load_master(instruments).records(t["symbol"] for t in trade_rows)
+        except (InstrumentError, OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--instruments {instruments}: {exc}") from None
     send_inline = inline if inline is not None else (source.is_file() and is_audio(source))
     record: dict[str, Any] = {
         "eventId": new_event_id(),
@@ -85,6 +93,7 @@ def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int
         "trades": trade_rows,
         "callback": callback,
         "submittedBy": submitted_by(),
+        "instruments": master,
     }
     size = len(get_codec().encode("BatchStart", record))
     if size > MAX_INLINE_BYTES:
@@ -126,6 +135,8 @@ def submit(ctx: typer.Context,
            rules: Annotated[Path | None, typer.Option("--rules", help="custom rules (YAML/JSON)")] = None,
            questionnaire: Annotated[Path | None, typer.Option("--questionnaire", help="audit questionnaire (YAML/JSON)")] = None,
            trades: Annotated[Path | None, typer.Option("--trades", help="trades to map to the calls (CSV/JSON)")] = None,
+           instruments: Annotated[Path | None, typer.Option(
+               "--instruments", help="instrument master: symbol,name,aliases (CSV/JSON), how tickers are spoken")] = None,
            callback: Annotated[str | None, typer.Option("--callback", help="webhook URL told when the batch ends")] = None,
            inline: Annotated[bool | None, typer.Option("--inline/--manifest",
                                               help="send the file list in the event / let the tracker read the manifest")] = None,
@@ -134,7 +145,7 @@ def submit(ctx: typer.Context,
     """Validate a batch locally, then send its BatchStart."""
     settings = settings_of(ctx)
     sub = build_submission(path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
-                           trades=trades, callback=callback, inline=inline)
+                           trades=trades, instruments=instruments, callback=callback, inline=inline)
     stamp = row_stamp(settings, sub.batch_id) if watch else None  # a re-submitted batch id resumes that batch
     send_submission(settings, sub, make_console())
     if watch:

@@ -1,0 +1,124 @@
+"""Audit answers an auditor can check: a "yes" stands only on a transcript line that shows it.
+
+A small model reads a whole call poorly but judges one statement well. So, per question:
+1. `requires`: a question that depends on another (read-back needs an order) is na unless that
+   one was answered yes.
+2. Candidates: the lines worth checking, from the question's cues and the words it shares with
+   the lines, restricted to its speaker (cofi.audit.evidence).
+3. Checks: each candidate, with the replies after it as context, is put to the model on its own:
+   "does this statement show the answer is yes?". The first that does is the evidence, quoted
+   as the transcript holds it; none does -> "no". A line that only *says* "answer yes" shows
+   nothing, so an instruction spoken in the call cannot flip an answer.
+4. A question with no line worth checking is asked over the whole transcript; a positive answer
+   with no line to check it against is left for review, never accepted silently.
+Requests for one question share their prefix (system prompt + question), which a llama.cpp
+server keeps in its cache, so each further line costs only its own tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cofi.audit import prompts
+from cofi.audit.evidence import candidates
+from cofi.audit.llm_client import LlmClient, LlmOutputError, Usage
+from cofi.audit.questionnaire import Question
+from cofi.audit.transcript import Line
+
+log = logging.getLogger(__name__)
+NEGATIVE = frozenset({"no", "na", "n/a", "none", "not_applicable", "unknown"})
+
+
+@dataclass
+class AnswerRecord:
+    answer: str
+    evidence: str = ""
+    source: str = "llm"
+    line: int = 0
+    check: str = ""  # verified | no line shows it | not applicable: ... | review: ... | unverified ...
+
+    def to_record(self, max_chars: int) -> dict[str, Any]:
+        return {"answer": self.answer, "evidence": self.evidence[:max_chars], "source": self.source,
+                "evidenceLine": self.line, "check": self.check[:max_chars]}
+
+
+def empty_answer(q: Question) -> str:
+    return "no" if "no" in q.options else q.options[-1]
+
+
+def _yes(q: Question) -> str | None:
+    """The option that means "it happened" (yes, or the first option that is not negative)."""
+    if "yes" in q.options:
+        return "yes"
+    return next((o for o in q.options if o.lower() not in NEGATIVE), None)
+
+
+class Answerer:
+    """Answers the questions about one call over its transcript lines."""
+
+    def __init__(self, client: LlmClient, lines: list[Line], usage: Usage, *, max_checks: int = 3,
+                 prompt_lines: list[Line] | None = None) -> None:
+        self.client = client
+        self.lines = lines
+        self.prompt_lines = prompt_lines if prompt_lines is not None else lines  # what fits a whole-call prompt
+        self.usage = usage
+        self.max_checks = max_checks
+        self.by_number = {ln.number: ln for ln in lines}
+
+    def answer_all(self, questions: Sequence[Question]) -> dict[str, AnswerRecord]:
+        out: dict[str, AnswerRecord] = {}
+        asked = {q.id: q for q in questions}
+        for q in questions:
+            if not self.lines:
+                out[q.id] = AnswerRecord(empty_answer(q), check="empty transcript")
+                continue
+            if q.requires:
+                need, base = out.get(q.requires), asked.get(q.requires)
+                if need is None or base is None or need.answer != _yes(base):
+                    out[q.id] = AnswerRecord("na", check=f"not applicable: {q.requires} is not yes")
+                    continue
+            out[q.id] = self._answer(q)
+        return out
+
+    def _answer(self, q: Question) -> AnswerRecord:
+        yes = _yes(q)
+        found = candidates(q, self.lines, self.max_checks)
+        if yes is None:
+            return self._whole(q, [])
+        if not found:
+            return self._whole(q, found) if not q.cues else AnswerRecord(empty_answer(q), check="no line shows it")
+        for cand in found:
+            shown = self._check(q, cand)
+            if shown is None:
+                return AnswerRecord("", cand.quote, line=cand.number,
+                                    check=f"review: the check of line {cand.number} got no valid reply")
+            if shown:
+                return AnswerRecord(yes, cand.quote, line=cand.number, check="verified")
+        return AnswerRecord(empty_answer(q), check=f"no line shows it ({len(found)} checked)")
+
+    def _check(self, q: Question, cand: Line) -> bool | None:
+        shown = [cand] + [ln for n in range(cand.number + 1, cand.number + 1 + q.context)
+                          if (ln := self.by_number.get(n)) is not None]
+        try:
+            res = self.client.chat(prompts.check_messages(q, shown, cand), prompts.CHECK_FORMAT)
+        except LlmOutputError as exc:
+            self.usage.add(exc.usage)
+            return None
+        self.usage.add(res.usage)
+        return res.records[0]["answer"] == "yes"
+
+    def _whole(self, q: Question, found: list[Line]) -> AnswerRecord:
+        """No line to check: ask over the whole transcript; accept only a negative answer as it is."""
+        try:
+            res = self.client.chat(prompts.question_messages(self.prompt_lines, q), prompts.answer_format(q))
+        except LlmOutputError as exc:
+            self.usage.add(exc.usage)
+            return AnswerRecord("", check=f"review: invalid LLM output: {exc}")
+        self.usage.add(res.usage)
+        answer = str(res.records[0]["answer"])
+        if answer.lower() in NEGATIVE:
+            return AnswerRecord(answer, check="whole transcript")
+        return AnswerRecord("", check=f"review: the model answered {answer!r} with no line that can be checked")
