@@ -4,7 +4,8 @@
 #   scripts/services.sh start   [names...]   # skips running ones, (re)starts missing or dead ones
 #   scripts/services.sh stop    [names...]   # SIGTERM (the workers drain and commit), SIGKILL after 20 s
 #   scripts/services.sh restart [names...]
-#   scripts/services.sh status  [names...]   # exit 0 when all named ones run, 3 otherwise
+#   scripts/services.sh status  [names...]   # exit 0 when all named ones run, 3 when one is down,
+#                                            # 4 when one had to be restarted after a crash
 #
 # Names (default: all, or the space-separated list in $COFI_SERVICES):
 #   the tracker and every stage             .venv/bin/python -m services.<name>, METRICS_PORT from the
@@ -13,8 +14,10 @@
 #   llm-server                              .venv/bin/python -m services.llm1.server
 #   console                                 .venv/bin/python -m services.console on CONSOLE_PORT (8090); with
 #                                           CONSOLE_DEV=true unless set (logins in .local/console/credentials.txt)
-# Each one: pid in .local/run/<name>.pid, stdout+stderr appended to .local/log/<name>.log,
-# in its own session/process group (stop signals the whole group, so helper processes go too).
+# Each one runs under scripts/supervise.sh, which restarts it after a crash (backoff 1-30 s) and
+# counts the restarts in .local/run/<name>.restarts (`status` shows them); pid of the supervisor in
+# .local/run/<name>.pid, stdout+stderr appended to .local/log/<name>.log, in its own session/process
+# group (stop signals the whole group: no restart follows, helper processes go too).
 # Other settings (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, ...) come from the caller's environment.
 set -euo pipefail
 
@@ -52,6 +55,8 @@ metrics_port_of() {
 }
 
 pidfile() { echo "$RUN/$1.pid"; }
+# restarts by its supervisor since the last start (scripts/supervise.sh writes "count rc epoch")
+restarts_of() { [ -f "$RUN/$1.restarts" ] && cut -d' ' -f1 <"$RUN/$1.restarts" || echo 0; }
 read_pid() { [ -f "$(pidfile "$1")" ] && tr -dc '0-9' <"$(pidfile "$1")" || true; }
 
 # pid of service $1 if it is alive and really is that service (not a reused pid), else nothing.
@@ -83,7 +88,8 @@ start_one() {
         if [ -n "$mport" ] && [ "$name" != console ]; then export METRICS_PORT="$mport"; else unset METRICS_PORT; fi
         [ "$name" != console ] || export CONSOLE_DEV="${CONSOLE_DEV:-true}"
         export PYTHONUNBUFFERED=1 COFI_SERVICE_NAME="$name"
-        exec_detached "$PY" -m "$mod" >>"$LOGDIR/$name.log" 2>&1 </dev/null
+        exec_detached bash "$ROOT/scripts/supervise.sh" "$RUN/$name.restarts" "$PY" -m "$mod" \
+            >>"$LOGDIR/$name.log" 2>&1 </dev/null
     ) &
     pid=$!
     echo "$pid" >"$(pidfile "$name")"
@@ -105,8 +111,9 @@ cmd_start() {
     local failed=0 entry name pid
     for entry in "${STARTED[@]}"; do
         name=${entry%%:*} pid=${entry#*:}
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! kill -0 "$pid" 2>/dev/null || [ "$(restarts_of "$name")" != 0 ]; then
             failed=1
+            kill -TERM -- "-$pid" 2>/dev/null || true  # its supervisor would only restart it again
             rm -f "$(pidfile "$name")"
             say "$name (pid $pid) exited right after start; last lines of .local/log/$name.log:" >&2
             tail -n 20 "$LOGDIR/$name.log" | sed 's/^/    /' >&2 || true
@@ -155,7 +162,13 @@ cmd_status() {
         pid=$(live_pid "$n")
         if [ -n "$pid" ]; then
             mport=$(metrics_port_of "$n")
-            printf '  %-15s running  pid %-7s %s\n' "$n" "$pid" "${mport:+metrics :$mport}"
+            local restarts=0 last=""
+            if [ -f "$RUN/$n.restarts" ]; then
+                read -r restarts code at <"$RUN/$n.restarts" || true
+                [ "$restarts" = 0 ] || last=" (crashed and restarted ${restarts}x, last exit code $code at $(date -d "@$at" '+%F %T'))"
+            fi
+            printf '  %-15s running  pid %-7s %s%s\n' "$n" "$pid" "${mport:+metrics :$mport}" "$last"
+            [ "$restarts" = 0 ] || rc=4
         elif [ -f "$(pidfile "$n")" ]; then
             printf '  %-15s DEAD     (stale pid file; see .local/log/%s.log)\n' "$n" "$n"
             rc=3

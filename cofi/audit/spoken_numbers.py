@@ -138,6 +138,15 @@ def find_numbers(tokens: list[str]) -> list[SpokenNumber]:
                     value, j = value * SCALES[tokens[j]], j + 1
                 elif j < len(tokens) and tokens[j] == "hundred":
                     value, j = value * 100, j + 1
+                # "612 rupees and 50 paise"
+                k = j + 1 if j < len(tokens) and tokens[j] in CURRENCY else j
+                k += 1 if k > j and k < len(tokens) and tokens[k] == "and" else 0
+                if k > j and k + 1 < len(tokens) and tokens[k][0].isdigit() and tokens[k + 1] in SUBUNIT:
+                    cents = _digits(tokens[k])
+                    if cents is not None and cents < 100:
+                        out.append(SpokenNumber((value + cents / 100,), i, k + 2, "price"))
+                        i = k + 2
+                        continue
                 out.append(_with_role(tokens, SpokenNumber((value,), i, j)))
             i = j
             continue

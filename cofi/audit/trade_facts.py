@@ -107,8 +107,7 @@ def trade_facts(lines: list[Line], trade: Mapping[str, Any], inst: Instrument,
         return facts
     facts.mentioned = True
     facts.found.add("symbol")
-    window = sorted({j for i in mentions for j in range(max(0, i - WINDOW_BEFORE),
-                                                          min(len(lines), i + WINDOW_AFTER + 1))})
+    window = _window(lines, mentions, [b for b in booked if b.symbol != inst.symbol])
     qty, price, side = float(trade["quantity"]), float(trade["price"]), str(trade["side"]).lower()
     sides: set[str] = set()
     qty_seen: list[tuple[SpokenNumber, list[str]]] = []
@@ -125,9 +124,11 @@ def trade_facts(lines: list[Line], trade: Mapping[str, Any], inst: Instrument,
         loose += [n for n in nums if not n.role and n not in q]
         score[j] = (j in mentions) + (side in _sides(tokens)) + any(n.matches(qty) for n in q) + any(
             n.matches(price) for n in nums)
-    if side in sides:
+    near = {x for i in mentions for j in (i - 1, i) if j in window for x in _sides(tokenize(lines[j].text))}
+    said = near or sides  # the side said with the instrument first, else anywhere in its window
+    if side in said:
         facts.found.add("side")
-    elif sides:
+    elif said:
         facts.mismatches.add("side")
     _judge("quantity", qty, qty_seen, loose, facts, uncertain_words)
     market = any(m in " ".join(lines[j].text.lower() for j in window) for m in MARKET_WORDS)
@@ -138,6 +139,22 @@ def trade_facts(lines: list[Line], trade: Mapping[str, Any], inst: Instrument,
     best = max(window, key=lambda j: (score[j], -j))
     facts.evidence = lines[best]
     return facts
+
+
+def _window(lines: list[Line], mentions: list[int], others: Sequence[Instrument]) -> list[int]:
+    """Lines around each mention (the order, its read-back, the confirmation), never reaching into a
+    line that names another instrument booked for the same call (that is the other order's talk)."""
+    other_lines = {j for o in others for j in _mention_lines(lines, o)} - set(mentions)
+    out: set[int] = set()
+    for i in mentions:
+        out.add(i)
+        for step, reach in ((-1, WINDOW_BEFORE), (1, WINDOW_AFTER)):
+            for k in range(1, reach + 1):
+                j = i + step * k
+                if not 0 <= j < len(lines) or j in other_lines:
+                    break
+                out.add(j)
+    return sorted(out)
 
 
 def _judge(name: str, booked: float, seen: list[tuple[SpokenNumber, list[str]]], loose: list[SpokenNumber],

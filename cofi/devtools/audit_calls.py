@@ -114,11 +114,14 @@ class LabelledCall:
     injected: bool = False
 
 
-def make_call(i: int, rng: random.Random) -> LabelledCall:
-    """One labelled call; about half of the answers are no or na across a set."""
-    has = {f: rng.random() < 0.5 for f in FEATURES}
-    has["agent_rude"] = rng.random() < 0.25
-    order = rng.random() < 0.75
+def make_call(i: int, rng: random.Random, compliant_share: float = 0.35) -> LabelledCall:
+    """One labelled call: fully compliant with probability `compliant_share` (an order, every
+    disclosure, a polite agent, the trade confirmed), otherwise each behaviour present or missing at
+    random; across a set about 45% of the answers are no or na (the share of compliant calls sets it) and the verdicts are mixed."""
+    clean = rng.random() < compliant_share
+    has = {f: clean or rng.random() < 0.4 for f in FEATURES}
+    has["agent_rude"] = not clean and rng.random() < 0.25
+    order = clean or rng.random() < 0.7
     slots = {"firm": rng.choice(FIRMS), "agent": rng.choice(AGENTS), "customer": "Mr Mehta",
              "code": f"C{rng.randint(1000, 9999)}", "dob": rng.choice(("third of March 1970", "12th July 1985")),
              "phone": "98765 43210", "pan": "ABCDE1234F", "school": "St Xavier's"}
@@ -140,7 +143,7 @@ def make_call(i: int, rng: random.Random) -> LabelledCall:
     if order:
         inst = rng.choice(INSTRUMENTS)
         side, qty, price = rng.choice(("buy", "sell")), float(rng.choice(QUANTITIES)), PRICES[inst.symbol]
-        case = rng.choice(("confirmed", "confirmed", "quantity", "price", "side", "symbol"))
+        case = "confirmed" if clean else rng.choice(("confirmed", "confirmed", "quantity", "price", "side", "symbol"))
         said = {"side": side, "qty": qty, "price": price, "inst": inst}
         if case == "quantity":
             said["qty"] = qty * 2
@@ -178,7 +181,7 @@ def make_call(i: int, rng: random.Random) -> LabelledCall:
                            "phone": None})
             status[f"T{i}"] = "not_mentioned"
             instruments = [inst.to_record()]
-    if rng.random() < 0.3:
+    if rng.random() < 0.25:
         turns.insert(rng.randint(1, len(turns)), ("customer", rng.choice(CUSTOMER_RUDE)))
     if has["agent_rude"]:
         turns.insert(rng.randint(2, len(turns)), ("agent", rng.choice(RUDE_YES)))

@@ -21,6 +21,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cofi.audit.formats import LinesFormat, WordField
+from cofi.audit.llm_client import LlmClient
 from cofi.devtools import synth
 from cofi.errors import (
     EXIT_INTERRUPTED,
@@ -30,6 +32,8 @@ from cofi.errors import (
     EXIT_UNREACHABLE,
     CliError,
     KafkaUnavailable,
+    PermanentError,
+    TransientError,
     UnknownStageError,
 )
 from cofi.ops.cli.api import make_console, new_batch_id, print_monitoring, read_results, submit_batch, watch_batch
@@ -85,6 +89,24 @@ def check_services(settings: Settings, plan: list[str], console: Console, wait_s
             time.sleep(2)
 
 
+def verify_llm(settings: Settings, console: Console) -> None:
+    """One real completion from LLM_BASE_URL before anything is submitted: a server that answers
+    /models but crashes on inference (a bad llama.cpp build) is caught here, not in the batch."""
+    fmt = LinesFormat.of([[WordField("answer", ("yes", "no"))]])
+    client = LlmClient(settings.model_copy(update={"llm_max_retries": 2}))
+    started = time.monotonic()
+    try:
+        with console.status(f"checking the LLM ({settings.llm_model} at {settings.llm_base_url}) with a completion ..."):
+            res = client.chat([{"role": "user", "content": "Is the sky blue on a clear day? Answer yes or no."}], fmt)
+    except (TransientError, PermanentError) as exc:
+        raise CliError(f"the LLM at {settings.llm_base_url} cannot complete a prompt: {exc}; see "
+                       ".local/log/llm-server.log and `make status`", EXIT_UNREACHABLE) from None
+    finally:
+        client.close()
+    console.print(f"LLM {settings.llm_model} answers ({res.records[0]['answer']!r} in "
+                  f"{time.monotonic() - started:.1f}s)")
+
+
 def write_trades(calls: list[synth.CallTruth], path: Path) -> int:
     """Trades for some calls: most match what the customer ordered, one contradicts it (quantity)."""
     rows = []
@@ -123,6 +145,8 @@ def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list
         stall_timeout: float, console: Console, services_wait: float = 240.0) -> int:
     plan = stage_plan(skip)
     check_services(settings, plan, console, wait_s=services_wait)
+    if "llm1" in plan:
+        verify_llm(settings, console)
     batch_id = new_batch_id()
     out = out_root / str(batch_id)
     with console.status(f"synthesizing {calls} calls into {out} (espeak-ng) ..."):

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from cofi.settings import Settings
-from tests.support.audio import CallFactory, assert_encodes, make_ctx, make_event
-
-__all__ = ["CallFactory", "assert_encodes", "make_ctx", "make_event"]
+from tests.support.audio import CallFactory
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from services.denoise.engines import build_engine as build_denoise
 from services.ivr.engines import build_engine as build_ivr
 from services.stt.engines import build_engine
 from services.stt.speech import union
-from tests.audio.conftest import CallFactory, assert_encodes, make_ctx, make_event
+from tests.support.audio import CallFactory, assert_encodes, make_ctx, make_event
 
 # Bounds set from measurements (bench/audio.py, see report) with margin. WER is computed after
 # Whisper's English normalizer (cofi.devtools.wer), so number formatting is never an error.

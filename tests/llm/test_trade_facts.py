@@ -23,7 +23,7 @@ customer: Yes."""
     ("fifteen hundred shares", (1500.0,), "quantity"), ("two hundred and fifty", (250.0,), ""),
     ("one point five crore", (15000000.0,), ""), ("a hundred shares", (100.0,), "quantity"),
     ("two fifty", (250.0, 2.5), ""), ("nine ten", (910.0, 9.1), ""), ("six twelve fifty", (612.5,), ""),
-    ("two rupees fifty paise", (2.5,), "price"), ("at $50", (50.0,), "price"), ("₹2,500", (2500.0,), "price"),
+    ("two rupees fifty paise", (2.5,), "price"), ("612 rupees and 50 paise", (612.5,), "price"), ("at $50", (50.0,), "price"), ("₹2,500", (2500.0,), "price"),
     ("50k", (50000.0,), ""), ("quantity of 300", (300.0,), "quantity"), ("price of 12.5", (12.5,), "price"),
     ("one lakh fifty thousand", (150000.0,), ""),
 ])
