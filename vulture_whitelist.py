@@ -10,6 +10,7 @@ _._consistent, _._unique_ids, _._both_spellings, _._one_kind, _.version, _.model
 _.outputPath, _.sampleRate, _.noiseReductionDb, _.ivrDetected, _.dtmfDigits
 _.durationSec, _.talkTimeAgentSec, _.talkTimeCustomerSec, _.talkRatio, _.silenceRatio, _.longestSilenceSec
 _.overtalkSec, _.speechRateWpm, _.tradeId, _.promptTokens, _.completionTokens, _.maxPoints, _.ruleId
+_.evidenceLine
 
 # http.server handlers
 _.do_GET, _.do_POST, _.log_message, _.server_version, _.protocol_version, _.close_connection, _.daemon_threads

@@ -34,7 +34,6 @@ class Facts:
     mismatches: set[str] = field(default_factory=set)
     unclear: set[str] = field(default_factory=set)
     evidence: Line | None = None
-    mentioned: bool = False  # the instrument is named
     order_talk: bool = False  # the call speaks of buying or selling at all
 
     @property
@@ -105,7 +104,6 @@ def trade_facts(lines: list[Line], trade: Mapping[str, Any], inst: Instrument,
             facts.evidence = other
         facts.order_talk = False  # nothing left for the LLM: the booked instrument is never named
         return facts
-    facts.mentioned = True
     facts.found.add("symbol")
     window = _window(lines, mentions, [b for b in booked if b.symbol != inst.symbol])
     qty, price, side = float(trade["quantity"]), float(trade["price"]), str(trade["side"]).lower()
