@@ -28,10 +28,17 @@ from sqlalchemy import Engine
 from cofi.db import make_engine
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
-from tests.support.servers import db_answers, free_port, fresh_database, kafka_answers, server_url, unavailable
+from tests.support.servers import (
+    LOCAL_DATABASE,
+    LOCAL_KAFKA,
+    db_answers,
+    free_port,
+    fresh_database,
+    kafka_answers,
+    server_url,
+    unavailable,
+)
 
-LOCAL_KAFKA = "localhost:9092"
-LOCAL_DATABASE = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
 TEST_PARTITIONS = 3
 REPO = Path(__file__).resolve().parents[1]
 LLM_READY_TIMEOUT_S = 300.0

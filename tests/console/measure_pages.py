@@ -16,9 +16,10 @@ from tempfile import TemporaryDirectory
 from cofi.db import make_engine
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
-from tests.conftest import LOCAL_DATABASE, LOCAL_KAFKA, _server_url, fresh_database
-from tests.console.support import ConsoleServer, Pipeline, login
-from tests.test_tracker import batch_start, submit, wait_status
+from tests.support.console import ConsoleServer, Pipeline, login
+from tests.support.servers import LOCAL_DATABASE, LOCAL_KAFKA, fresh_database
+from tests.support.servers import server_url as _server_url
+from tests.support.tracker import batch_start, submit, wait_status
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 
 from cofi.devtools import synth
 from cofi.settings import Settings
-from tests.console import browser
-from tests.console.support import ConsoleServer, Pipeline, chromium
-from tests.test_tracker import batch_start, submit
+from tests.support import browser
+from tests.support.console import ConsoleServer, Pipeline, chromium
+from tests.support.tracker import batch_start, submit
 
 pytestmark = pytest.mark.integration
 

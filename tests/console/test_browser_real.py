@@ -19,11 +19,11 @@ from selenium.webdriver.support.ui import Select
 from sqlalchemy import Engine, text
 
 from cofi.devtools import synth
-from cofi.pipeline.topics import STAGES
+from cofi.pipeline.stages import STAGES
 from cofi.settings import Settings
-from tests.console import browser
-from tests.console.support import ConsoleServer, Pipeline, chromium, real_engines
-from tests.test_tracker import batch_start, submit
+from tests.support import browser
+from tests.support.console import ConsoleServer, Pipeline, chromium, real_engines
+from tests.support.tracker import batch_start, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BATCH = 4301

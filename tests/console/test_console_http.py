@@ -12,10 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine
-from tests.harness import Collector
 
 from cofi.devtools import synth
-from cofi.ops.cli import load_results, results_csv
+from cofi.ops.cli.api import load_results, results_csv
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.engine import StageContext, StageOutput
 from cofi.pipeline.passthrough import PassthroughEngine
@@ -24,9 +23,9 @@ from cofi.settings import Settings
 from services.console import call_pages, pages
 from services.console.calls import audio_path
 from services.llm2.engine import Llm2Engine
-from tests.console.support import ConsoleServer, Pipeline, csrf_of, login
-from tests.console.test_evidence import ARTIFACT
-from tests.test_tracker import batch_start, submit, wait_status
+from tests.support.console import ARTIFACT, ConsoleServer, Pipeline, csrf_of, login
+from tests.support.harness import Collector
+from tests.support.tracker import batch_start, submit, wait_status
 
 pytestmark = pytest.mark.integration
 BATCH = 4101

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from services.console.calls import _turns_from_artifact
 from services.console.evidence import locate
-
-ARTIFACT = {"segments": [  # the STT artifact's shape (services/stt/engines.py)
-    {"speaker": "agent", "start": 0.5, "end": 3.9, "text": "Good morning, thank you for calling Example Bank.",
-     "words": [{"word": w, "start": 0.5 + i * 0.4, "end": 0.8 + i * 0.4, "probability": 0.9}
-               for i, w in enumerate("Good morning, thank you for calling Example Bank.".split())]},
-    {"speaker": "agent", "start": 4.5, "end": 6.0, "text": "Please note this call is recorded.",
-     "words": [{"word": w, "start": 4.5 + i * 0.3, "end": 4.7 + i * 0.3, "probability": 0.9}
-               for i, w in enumerate("Please note this call is recorded.".split())]},
-    {"speaker": "customer", "start": 6.5, "end": 8.0, "text": "Yes, that's fine — café.", "words": []},
-]}
+from tests.support.console import ARTIFACT
 
 
 def test_turns_merge_one_speakers_segments_and_keep_word_times() -> None:

@@ -21,13 +21,13 @@ from sqlalchemy import Engine, text
 
 from cofi.devtools import synth
 from cofi.pipeline.passthrough import PassthroughEngine
-from cofi.pipeline.topics import STAGES
+from cofi.pipeline.stages import STAGES
 from cofi.pipeline.worker import StageWorker
 from cofi.settings import Settings
 from services.tracker.service import Tracker
-from tests.conftest import _free_port
-from tests.console.support import ConsoleServer, wait_for
-from tests.test_tracker import batch_start, submit, wait_status
+from tests.support.console import ConsoleServer, wait_for
+from tests.support.servers import free_port as _free_port
+from tests.support.tracker import batch_start, submit, wait_status
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "infra/prometheus/rules"

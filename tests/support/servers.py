@@ -16,6 +16,9 @@ from sqlalchemy.pool import NullPool
 
 from cofi.db import migrate
 
+LOCAL_KAFKA = "localhost:9092"
+LOCAL_DATABASE = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nothing listens on now."""

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.console.support import PASSWORDS
+from tests.support.console import PASSWORDS
 
 
 def wait(driver: Any, timeout: float = 60) -> WebDriverWait:

@@ -16,16 +16,16 @@ from typing import Any
 import httpx
 import uvicorn
 from pydantic import SecretStr
-from tests.harness import ThreadedWorkers
 
 from cofi.pipeline.engine import Engine
-from cofi.pipeline.topics import STAGES
+from cofi.pipeline.stages import STAGES
 from cofi.pipeline.worker import build_engine
 from cofi.settings import ConsoleUser, Settings
 from services.console.app import create_app
 from services.console.auth import hash_password
-from tests.conftest import _free_port
-from tests.test_tracker import RunningTracker
+from tests.support.harness import ThreadedWorkers
+from tests.support.servers import free_port as _free_port
+from tests.support.tracker import RunningTracker
 
 PASSWORDS = {"olivia": "operator-pass-1", "rita": "reviewer-pass-1"}
 ROLES = {"olivia": "operator", "rita": "reviewer"}
@@ -132,3 +132,15 @@ def chromium(tmp: Path, width: int = 1400, height: int = 1000) -> Any:
     driver = webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=opts)
     driver.set_page_load_timeout(60)
     return driver
+
+
+# the STT artifact's shape (services/stt/engines.py), for evidence and call-page tests
+ARTIFACT = {"segments": [
+    {"speaker": "agent", "start": 0.5, "end": 3.9, "text": "Good morning, thank you for calling Example Bank.",
+     "words": [{"word": w, "start": 0.5 + i * 0.4, "end": 0.8 + i * 0.4, "probability": 0.9}
+               for i, w in enumerate("Good morning, thank you for calling Example Bank.".split())]},
+    {"speaker": "agent", "start": 4.5, "end": 6.0, "text": "Please note this call is recorded.",
+     "words": [{"word": w, "start": 4.5 + i * 0.3, "end": 4.7 + i * 0.3, "probability": 0.9}
+               for i, w in enumerate("Please note this call is recorded.".split())]},
+    {"speaker": "customer", "start": 6.5, "end": 8.0, "text": "Yes, that's fine — café.", "words": []},
+]}
