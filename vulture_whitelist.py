@@ -23,3 +23,6 @@ _.webhook_outbox, _.eventType, _.dedupKey, _.details
 
 # pytest
 _.pytestmark
+
+# the console: fields read by Jinja templates; uvicorn and Selenium attributes set for the library
+_.effect, _.per_s, _.last_minute, _.should_exit, _.binary_location

@@ -33,7 +33,6 @@ from services.console.web import (
 )
 
 log = logging.getLogger(__name__)
-OPEN_PATHS = ("/login", "/healthz", "/metrics", "/static/")  # everything else needs a session
 
 
 def _safe_next(target: str | None) -> str:
