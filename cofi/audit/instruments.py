@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from rapidfuzz import fuzz
 WORD_RE = re.compile(r"[a-z0-9]+")
 GENERIC = frozenset({"ltd", "limited", "inc", "corp", "corporation", "plc", "the", "co", "company", "and", "of"})
 MAX_ENTRIES = 20_000
+DEFAULT_MASTER = Path(__file__).parent / "defaults" / "instruments.csv"
 
 
 class InstrumentError(ValueError):
@@ -38,10 +40,10 @@ class Instrument:
     def spoken_forms(self) -> list[tuple[str, ...]]:
         """Word sequences that name it: ticker, ticker spelled out, name (without Ltd & co), aliases."""
         forms: list[tuple[str, ...]] = []
-        sym = tuple(words(self.symbol))
-        forms.append(sym)
-        if len(self.symbol) <= 6 and self.symbol.isalpha():
-            forms.append(tuple(self.symbol.lower()))
+        if len(self.symbol) >= 3:  # "V", "KO" or "MS" as a word would match ordinary speech
+            forms.append(tuple(words(self.symbol)))
+            if len(self.symbol) <= 6 and self.symbol.isalpha():
+                forms.append(tuple(self.symbol.lower()))
         for text in (self.name, *self.aliases):
             w = tuple(x for x in words(text) if x not in GENERIC) or tuple(words(text))
             if w:
@@ -88,6 +90,19 @@ class Master:
     def get(self, symbol: str) -> Instrument:
         return self.by_symbol.get(symbol.upper()) or Instrument(symbol.upper())
 
+    def merged(self, other: Master) -> Master:
+        """This master with `other`'s entries added or replacing ours (a batch's master wins)."""
+        return Master({**self.by_symbol, **other.by_symbol})
+
+    def named_in(self, text: str, exclude: Iterable[str] = ()) -> Instrument | None:
+        """An instrument of this master (not one of `exclude`) that `text` names, if any."""
+        tokens = words(text)
+        skip = {s.upper() for s in exclude}
+        for inst in self.by_symbol.values():
+            if inst.symbol not in skip and any(find_form(tokens, f) >= 0 for f in inst.spoken_forms()):
+                return inst
+        return None
+
     def records(self, symbols: Iterable[str] | None = None) -> list[dict[str, Any]]:
         keys = self.by_symbol if symbols is None else [s.upper() for s in symbols if s.upper() in self.by_symbol]
         return [self.by_symbol[k].to_record() for k in dict.fromkeys(keys)]
@@ -121,6 +136,13 @@ def master_of(records: Iterable[Mapping[str, Any]]) -> Master:
         inst = instrument_of(r, f"instrument {i}")
         m.by_symbol[inst.symbol] = inst
     return m
+
+
+@lru_cache(maxsize=1)
+def default_master() -> Master:
+    """Common NSE and US instruments with their spoken names: used when a batch brings no master,
+    and under a batch's own (which wins for the symbols it lists)."""
+    return load_master(DEFAULT_MASTER)
 
 
 def load_master(path: str | Path) -> Master:

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cofi.audit.instruments import Instrument, find_form, words
+from cofi.audit.instruments import Instrument, Master, find_form, words
 from cofi.audit.spoken_numbers import QTY_WORDS, SpokenNumber, find_numbers, tokenize
 from cofi.audit.transcript import Line
 
@@ -91,18 +91,25 @@ def _order_line(lines: list[Line], booked: Sequence[Instrument]) -> Line | None:
     return None
 
 
+def _other_instrument(line: Line, known: Master | None, booked: Sequence[Instrument]) -> Instrument | None:
+    return known.named_in(line.text, exclude=[b.symbol for b in booked]) if known is not None else None
+
+
 def trade_facts(lines: list[Line], trade: Mapping[str, Any], inst: Instrument,
-                uncertain_words: Collection[str] = (), booked: Sequence[Instrument] = ()) -> Facts:
+                uncertain_words: Collection[str] = (), booked: Sequence[Instrument] = (),
+                known: Master | None = None) -> Facts:
     """What `lines` state about `trade`; `uncertain_words` are tokens the recognizer was unsure of,
-    `booked` the instruments of every trade mapped to the call (this one included)."""
+    `booked` the instruments of every trade mapped to the call (this one included), `known` the
+    instrument master (to tell an order for another instrument from one for a name we do not know)."""
     facts = Facts(order_talk=any(_sides(tokenize(ln.text)) for ln in lines))
     mentions = _mention_lines(lines, inst)
     if not mentions:
-        other = _order_line(lines, [*booked, inst])
-        if other is not None:  # the call orders an instrument that is not the booked one
-            facts.mismatches.add("symbol")
-            facts.evidence = other
-        facts.order_talk = False  # nothing left for the LLM: the booked instrument is never named
+        order = _order_line(lines, [*booked, inst])
+        facts.order_talk = order is not None
+        if order is not None:
+            facts.evidence = order
+            if _other_instrument(order, known, [*booked, inst]) is not None:
+                facts.mismatches.add("symbol")  # the call orders another instrument than the booked one
         return facts
     facts.found.add("symbol")
     window = _window(lines, mentions, [b for b in booked if b.symbol != inst.symbol])

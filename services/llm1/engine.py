@@ -17,7 +17,7 @@ from typing import Any
 
 from cofi.audit import prompts
 from cofi.audit.answering import Answerer, AnswerRecord
-from cofi.audit.instruments import Instrument, Master, master_of
+from cofi.audit.instruments import Instrument, Master, default_master, master_of
 from cofi.audit.llm_client import LlmClient, LlmOutputError, Usage
 from cofi.audit.questionnaire import QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.audit.trade_facts import trade_facts, uncertain_words
@@ -69,7 +69,7 @@ class Llm1Engine(Engine):
         answerer = Answerer(self.client, lines, usage, max_checks=self.settings.llm_max_checks, prompt_lines=shown)
         answers: dict[str, AnswerRecord] = answerer.answer_all(questionnaire.by_type("llm"))
         unsure = uncertain_words(_transcript_json(stt))
-        master = master_of(event.get("instruments") or [])
+        master = default_master().merged(master_of(event.get("instruments") or []))
         trades = list(event.get("trades") or [])
         booked = [master.get(str(t["symbol"])) for t in trades]
         trade_checks = [self._check_trade(lines, t, master, booked, unsure, usage) for t in trades]
@@ -90,7 +90,7 @@ class Llm1Engine(Engine):
         """The deterministic facts decide when they can; otherwise the LLM checks the lines around the
         instrument's mention against the booked order (it may confirm it, never invent a mismatch)."""
         inst = master.get(str(trade["symbol"]))
-        facts = trade_facts(lines, trade, inst, unsure, booked)
+        facts = trade_facts(lines, trade, inst, unsure, booked, known=master)
         status, line, source = facts.status, facts.evidence, "facts"
         if not facts.decided and facts.evidence is not None:
             window = [ln for ln in lines if facts.evidence.number - 1 <= ln.number <= facts.evidence.number + 2]

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from cofi.audit.instruments import InstrumentError, master_of
+from cofi.audit.instruments import InstrumentError, default_master, master_of
 from cofi.audit.trades import TradeFileError, map_trades
 from cofi.errors import BatchRejected, ManifestError, UnknownStageError
 from cofi.pipeline import events
@@ -124,7 +124,7 @@ class Intake:
         batch_id = start["batchId"]
         calls = [{"fileId": events.file_id(batch_id, f), "file": f, "metadata": m} for f, m in files]
         mapping = map_trades(start.get("trades") or [], calls)
-        master = master_of(start.get("instruments") or [])
+        master = default_master().merged(master_of(start.get("instruments") or []))
         vocabulary = master.vocabulary(t["symbol"] for t in start.get("trades") or [])
         config = {
             "events": {start["eventId"]: self.group}, "round": 0, "questionnaire": start.get("questionnaire"),

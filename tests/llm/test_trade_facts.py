@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cofi.audit.instruments import Instrument, find_form, load_master, words
+from cofi.audit.instruments import Instrument, default_master, find_form, load_master, words
 from cofi.audit.spoken_numbers import numbers_in
 from cofi.audit.trade_facts import trade_facts, uncertain_words
 from cofi.audit.transcript import split_lines
@@ -41,6 +41,9 @@ def test_names_aliases_and_misspellings_are_found() -> None:
     assert find_form(words("buy infosis now"), ("infosys",)) == 1  # speech recognition's spelling
     assert find_form(words("buy info now"), ("infosys",)) == -1
     assert ("s", "b", "i", "n") in SBIN.spoken_forms() and ("tata", "motors") in TATA.spoken_forms()
+    assert ("ms",) not in default_master().get("MS").spoken_forms()  # "Ms Rao" is not Morgan Stanley
+    assert default_master().get("SBIN").name == "State Bank of India"
+    assert default_master().named_in("sell 50 Tata Motors", exclude=["SBIN"]).symbol == "TATAMOTORS"
 
 
 def test_spoken_by_name_in_words_is_confirmed() -> None:
@@ -56,10 +59,16 @@ def test_a_field_stated_differently_is_contradicted_with_its_name(change: dict, 
     assert f.status == "contradicted" and f.mismatches == {field}
 
 
-def test_another_instrument_ordered_is_a_symbol_mismatch() -> None:
+def test_another_known_instrument_ordered_is_a_symbol_mismatch() -> None:
     call = "customer: Please buy 100 shares of Reliance at 2,500.\nagent: Done."
-    f = trade_facts(split_lines(call), TRADE, SBIN, booked=[SBIN])
+    f = trade_facts(split_lines(call), TRADE, SBIN, booked=[SBIN], known=default_master())
     assert f.status == "contradicted" and f.mismatches == {"symbol"} and f.evidence.number == 1
+
+
+def test_an_order_for_a_name_we_do_not_know_is_left_to_the_llm() -> None:
+    call = "customer: Please buy 100 shares of Zenith Widgets at 2,500.\nagent: Done."
+    f = trade_facts(split_lines(call), TRADE, SBIN, booked=[SBIN], known=default_master())
+    assert not f.decided and not f.mismatches and f.evidence.number == 1
 
 
 def test_an_order_for_another_booked_trade_is_not_a_mismatch() -> None:
