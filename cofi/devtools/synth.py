@@ -223,13 +223,14 @@ def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return (y / (y.std() or 1.0)).astype(np.float32)
 
 
-def _script(language: str, turns: int | Sequence[tuple[str, str]], rng: random.Random) -> list[tuple[str, str]]:
+def _script(language: str, turns: int | Sequence[tuple[str, str]], rng: random.Random,
+            companies: Sequence[str] | None = None) -> list[tuple[str, str]]:
     if not isinstance(turns, int):
         return [(s, t) for s, t in turns]
     if language not in _SCRIPTS:
         raise ValueError(f"no script for language {language!r}; known: {', '.join(_SCRIPTS)}")
     slots = {
-        "agent": rng.choice(_AGENTS), "customer": rng.choice(_CUSTOMERS), "company": rng.choice(_COMPANIES),
+        "agent": rng.choice(_AGENTS), "customer": rng.choice(_CUSTOMERS), "company": rng.choice(list(companies or _COMPANIES)),
         "side": rng.choice(["buy", "sell"]), "qty": NUMBERS_EN[rng.choice([10, 20, 50, 100, 200, 250, 500, 1000])],
         "price": NUMBERS_EN[rng.choice([12, 15, 25, 30, 40, 50, 75, 80])],
         "day": rng.choice(["first", "third", "fifth", "tenth", "twelfth"]), "month": rng.choice(_MONTHS),
@@ -243,6 +244,7 @@ def _script(language: str, turns: int | Sequence[tuple[str, str]], rng: random.R
 def render_call(*, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True, dtmf: str = "1",
                 stereo: bool = True, snr_db: float | None = None, language: str = "en",
                 hold_music_sec: float = 0.0, overtalk: bool = False, seed: int = 0,
+                companies: Sequence[str] | None = None,
                 sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, CallTruth]:
     """(noisy audio, clean audio, truth); audio is (samples, 2) for stereo else (samples,)."""
     rng = random.Random(seed)
@@ -272,7 +274,7 @@ def render_call(*, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True,
         t += rng.uniform(0.5, 0.9)
     turn_list: list[Turn] = []
     gains = {AGENT: rng.uniform(-21, -18), CUSTOMER: rng.uniform(-24, -19)}
-    script = _script(language, turns, rng)
+    script = _script(language, turns, rng, companies)
     # with overtalk, the last customer turn that answers an agent turn starts before the agent ends
     interrupt = max((i for i in range(1, len(script)) if script[i][0] == CUSTOMER and script[i - 1][0] == AGENT),
                     default=-1)
@@ -316,11 +318,12 @@ def render_call(*, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True,
 def make_call(path: str | Path, *, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True,
               dtmf: str = "1", stereo: bool = True, snr_db: float | None = None, language: str = "en",
               hold_music: bool = False, overtalk: bool = False, seed: int = 0,
-              sample_rate: int = SAMPLE_RATE, clean_path: str | Path | None = None) -> CallTruth:
+              sample_rate: int = SAMPLE_RATE, clean_path: str | Path | None = None,
+              companies: Sequence[str] | None = None) -> CallTruth:
     """Write one synthetic call (16-bit WAV) and return its truth; `clean_path` also writes it noise-free."""
     noisy, clean, truth = render_call(turns=turns, ivr=ivr, dtmf=dtmf, stereo=stereo, snr_db=snr_db,
                                       language=language, hold_music_sec=1.5 if hold_music else 0.0,
-                                      overtalk=overtalk, seed=seed, sample_rate=sample_rate)
+                                      overtalk=overtalk, seed=seed, sample_rate=sample_rate, companies=companies)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, noisy, sample_rate, subtype="PCM_16")
@@ -333,7 +336,7 @@ def make_call(path: str | Path, *, turns: int | Sequence[tuple[str, str]] = 4, i
 def make_batch(out_dir: str | Path, n: int, *, seed: int = 0, language: str = "en",
                ivr: bool | None = None, hold_music: bool | None = None, stereo: bool | None = True,
                snr_db: float | None = None, turns: int | None = None,
-               sample_rate: int = SAMPLE_RATE) -> list[CallTruth]:
+               sample_rate: int = SAMPLE_RATE, companies: Sequence[str] | None = None) -> list[CallTruth]:
     """n calls `call_0000.wav`... plus `manifest.csv` (file,clientCode,phone,callStart) and `truth.json`.
 
     Options left as None vary per call (IVR in ~80%, hold music in ~30%, 3-5 turns, stereo in ~80%).
@@ -351,7 +354,7 @@ def make_batch(out_dir: str | Path, n: int, *, seed: int = 0, language: str = "e
                       stereo=stereo if stereo is not None else rng.random() < 0.8,
                       snr_db=snr_db, language=language,
                       hold_music=hold_music if hold_music is not None else rng.random() < 0.3,
-                      seed=seed * 100_003 + i, sample_rate=sample_rate)
+                      seed=seed * 100_003 + i, sample_rate=sample_rate, companies=companies)
         t.clientCode = f"C{rng.randint(10000, 99999)}"
         t.phone = f"+1555{rng.randint(0, 9999999):07d}"
         t.callStart = (base + timedelta(minutes=7 * i, seconds=rng.randint(0, 59))).isoformat()

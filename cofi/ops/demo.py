@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cofi.audit.formats import LinesFormat, WordField
+from cofi.audit.instruments import default_master
 from cofi.audit.llm_client import LlmClient
 from cofi.devtools import synth
 from cofi.errors import (
@@ -42,6 +43,8 @@ from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
 
 ORDER = re.compile(r"I want to (buy|sell) (.+?) shares of (.+?) at (.+?) dollars\.")
 WORDS_TO_NUMBER = {words: n for n, words in synth.NUMBERS_EN.items()}  # the synthesizer's own vocabulary
+# instruments of the built-in master (cofi/audit/defaults/instruments.csv), spoken by their names
+DEMO_COMPANIES = ("Infosys", "Tata Motors", "Reliance Industries", "State Bank of India", "Microsoft", "Apple")
 
 DEMO_RULES = """\
 # Demo rules: llm2 evaluates them for every call.
@@ -117,7 +120,9 @@ def write_trades(calls: list[synth.CallTruth], path: Path) -> int:
         side, qty, company, price = order.groups()
         quantity = WORDS_TO_NUMBER.get(qty, 100) * (2 if i == 2 else 1)  # call 2: the trade contradicts the call
         when = datetime.fromisoformat(call.callStart) + timedelta(minutes=3)
-        rows.append({"tradeId": f"T{i:04d}", "clientCode": call.clientCode, "symbol": company.split()[0].upper(),
+        inst = default_master().named_in(company)
+        rows.append({"tradeId": f"T{i:04d}", "clientCode": call.clientCode,
+                     "symbol": inst.symbol if inst else company.split()[0].upper(),
                      "side": side, "quantity": quantity, "price": WORDS_TO_NUMBER.get(price, 0),
                      "tradeTime": when.isoformat(), "phone": call.phone})
     with open(path, "w", newline="") as f:
@@ -150,7 +155,7 @@ def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list
     batch_id = new_batch_id()
     out = out_root / str(batch_id)
     with console.status(f"synthesizing {calls} calls into {out} (espeak-ng) ..."):
-        truths = synth.make_batch(out, calls, seed=seed)
+        truths = synth.make_batch(out, calls, seed=seed, companies=DEMO_COMPANIES)
     n_trades = write_trades(truths, out / "trades.csv")
     (out / "rules.yaml").write_text(DEMO_RULES)
     console.print(f"{calls} calls, {n_trades} trades (trades.csv) and {DEMO_RULES.count('- id:')} rules (rules.yaml) "
