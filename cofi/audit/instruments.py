@@ -9,9 +9,6 @@ also spelled out letter by letter ("S B I N").
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from rapidfuzz import fuzz
+
+from cofi.audit.record_files import read_records
 
 WORD_RE = re.compile(r"[a-z0-9]+")
 GENERIC = frozenset({"ltd", "limited", "inc", "corp", "corporation", "plc", "the", "co", "company", "and", "of"})
@@ -147,28 +146,10 @@ def default_master() -> Master:
 
 def load_master(path: str | Path) -> Master:
     """Read a CSV (`symbol,name,aliases`) or JSON master; InstrumentError names the bad row."""
-    p = Path(path)
-    if not p.is_file():
-        raise InstrumentError(f"instrument master not found: {p}")
-    text = p.read_text(encoding="utf-8-sig")
-    if p.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InstrumentError(f"{p}: invalid JSON: {exc}") from exc
-        rows = data.get("instruments") if isinstance(data, dict) else data
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise InstrumentError(f"{p}: expected a list of {{symbol, name, aliases}} objects")
-        first = 0
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        if "symbol" not in (reader.fieldnames or []):
-            raise InstrumentError(f"{p}: CSV header lacks symbol (has {reader.fieldnames})")
-        rows, first = list(reader), 2
-    if len(rows) > MAX_ENTRIES:
-        raise InstrumentError(f"{p}: {len(rows)} instruments; at most {MAX_ENTRIES}")
     m = Master()
-    for i, r in enumerate(rows):
-        inst = instrument_of(r, f"{p} line {i + first}" if first else f"{p} item {i}")
+    for where, row in read_records(path, key="instruments", required=("symbol",), error=InstrumentError):
+        if len(m.by_symbol) >= MAX_ENTRIES:
+            raise InstrumentError(f"{path}: more than {MAX_ENTRIES} instruments")
+        inst = instrument_of(row, where)
         m.by_symbol[inst.symbol] = inst
     return m

@@ -9,14 +9,13 @@ trades into its FileEvent.trades (dicts shaped like the Avro `Trade` record).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from cofi.audit.record_files import read_records
 
 REQUIRED = ("tradeId", "clientCode", "symbol", "side", "quantity", "price", "tradeTime")
 SIDES = {"buy": "buy", "b": "buy", "sell": "sell", "s": "sell"}
@@ -69,31 +68,8 @@ def normalize_trade(row: Mapping[str, Any], where: str = "trade") -> dict[str, A
 
 def load_trades(path: str | Path) -> list[dict[str, Any]]:
     """Read a CSV (header row) or JSON (list of objects) trade file; TradeFileError on any bad row."""
-    p = Path(path)
-    if not p.is_file():
-        raise TradeFileError(f"trade file not found: {p}")
-    text = p.read_text(encoding="utf-8-sig")
-    rows: list[Any]
-    if p.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TradeFileError(f"{p}: invalid JSON: {exc}") from exc
-        rows = data.get("trades") if isinstance(data, dict) else data
-        if not isinstance(rows, list):
-            raise TradeFileError(f"{p}: expected a list of trades (or {{\"trades\": [...]}})")
-        first_line = 0
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        absent = [k for k in REQUIRED if k not in (reader.fieldnames or [])]
-        if absent:
-            raise TradeFileError(f"{p}: CSV header lacks {', '.join(absent)} (has {reader.fieldnames})")
-        rows, first_line = list(reader), 2
     trades, seen = [], set()
-    for i, row in enumerate(rows):
-        where = f"{p} line {i + first_line}" if first_line else f"{p} item {i}"
-        if not isinstance(row, Mapping):
-            raise TradeFileError(f"{where}: expected an object, got {type(row).__name__}")
+    for where, row in read_records(path, key="trades", required=REQUIRED, error=TradeFileError):
         trade = normalize_trade(row, where)
         if trade["tradeId"] in seen:
             raise TradeFileError(f"{where}: duplicate tradeId {trade['tradeId']}")

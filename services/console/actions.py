@@ -16,11 +16,19 @@ from typing import Any
 from sqlalchemy import Connection
 
 from cofi.errors import CliError, KafkaUnavailable
-from cofi.ops.cli.api import EFFECTS, build_control, load_batch_view, load_results, results_csv, send_control
+from cofi.ops.cli.api import (
+    EFFECTS,
+    build_control,
+    decode_json,
+    load_batch_view,
+    load_results,
+    results_csv,
+    send_control,
+)
 from cofi.pipeline.stages import REAUDIT_STAGES, STAGES
 from cofi.settings import Settings
 
-__all__ = ["ACTIONS", "EFFECTS", "REAUDIT_FROM", "STAGES", "ControlError", "batch_view", "export_results",
+__all__ = ["ACTIONS", "EFFECTS", "REAUDIT_FROM", "STAGES", "ControlError", "batch_view", "decode_json", "export_results",
            "send_batch_control"]
 
 ACTIONS = ("resume", "reaudit", "cancel")

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 
 from cofi import db
 from cofi.pipeline.codec import DecodeError, get_codec
+from services.console.actions import decode_json
 from services.console.evidence import Location, Turn, Word, locate
 
 log = logging.getLogger(__name__)
@@ -65,15 +66,6 @@ class CallView:
 
 def _ev_json(e: Evidence) -> dict[str, Any]:
     return {**e.item, "evidenceId": e.id, "located": asdict(e.location) if e.location else None}
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, str | bytes):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -168,7 +160,7 @@ def load_call(conn: Connection, batch_id: int, file_id: str, artifact_root: Path
         raise CallNotFound(f"batch {batch_id} has no file {file_id}")
     row = dict(row)
     found = conn.execute(select(ar).where(ar.c.batchId == batch_id, ar.c.fileId == file_id)).mappings().first()
-    audit = {k: (_decode(v) if k in AUDIT_JSON else v) for k, v in dict(found or {}).items()}
+    audit = {k: (decode_json(v) if k in AUDIT_JSON else v) for k, v in dict(found or {}).items()}
     history = [dict(r) for r in conn.execute(
         select(pl.c.stage_name, pl.c.status, pl.c.created_at, pl.c.duration, pl.c.worker, pl.c.error)
         .where(pl.c.batch_id == str(batch_id), pl.c.file == row["file"]).order_by(pl.c.created_at, pl.c.id)).mappings()]

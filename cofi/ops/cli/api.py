@@ -7,13 +7,13 @@ from typing import Any
 from cofi.ops.cli.app import make_console
 from cofi.ops.cli.control import EFFECTS, build_control, send_control
 from cofi.ops.cli.monitor import print_monitoring
-from cofi.ops.cli.readmodel import BatchView, load_batch_view, load_results, reading
+from cofi.ops.cli.readmodel import BatchView, decode_json, load_batch_view, load_results, reading
 from cofi.ops.cli.results import results_csv
 from cofi.ops.cli.submit import Submission, new_batch_id, submit_batch
 from cofi.ops.cli.watch import watch_batch
 from cofi.settings import Settings
 
-__all__ = ["EFFECTS", "BatchView", "Submission", "build_control", "load_batch_view", "load_results", "make_console",
+__all__ = ["EFFECTS", "BatchView", "Submission", "build_control", "decode_json", "load_batch_view", "load_results", "make_console",
            "new_batch_id", "print_monitoring", "read_results", "results_csv", "send_control", "submit_batch",
            "watch_batch"]
 

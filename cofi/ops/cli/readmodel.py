@@ -128,7 +128,8 @@ def row_stamp(settings: Settings, batch_id: int) -> datetime | None:
 
 # ---- per-file results ------------------------------------------------------------------------------
 
-def _decode(value: Any) -> Any:
+def decode_json(value: Any) -> Any:
+    """A JSON column as data (MySQL returns JSON as text; anything unparsable stays as it is)."""
     if isinstance(value, str | bytes):
         try:
             return json.loads(value)
@@ -148,6 +149,6 @@ def load_results(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
     for row in conn.execute(query).mappings():
         item = dict(row)
         for c in JSON_RESULT_COLUMNS:
-            item[c] = _decode(item[c])
+            item[c] = decode_json(item[c])
         out.append(item)
     return out
