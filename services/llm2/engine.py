@@ -16,7 +16,7 @@ from cofi.audit.evidence import evidence_for
 from cofi.audit.llm_client import LlmClient
 from cofi.audit.prompts import cut_transcript, user_only
 from cofi.audit.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
-from cofi.audit.rules import Rule, RulesError, evaluate, load_rules, rule_names
+from cofi.audit.rules import BoundedEvaluator, Rule, RulesError, load_rules, rule_names
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.results import Llm1Result, SttResult
 from cofi.pipeline.stages import results_of
@@ -66,6 +66,7 @@ class Llm2Engine(Engine):
         self.settings = settings
         self._client = client
         self._lock = threading.Lock()
+        self.rules_eval = BoundedEvaluator(settings.rule_eval_timeout_s, settings.rule_eval_memory_mb)
 
     def _llm(self) -> LlmClient:
         with self._lock:
@@ -89,7 +90,7 @@ class Llm2Engine(Engine):
                            {q.id for q in questionnaire.questions})
         rule_results = []
         for rule in rules.rules:
-            passed, reason = evaluate(rule, names) if rule.when is not None else self._judge(rule, stt)
+            passed, reason = self.rules_eval.evaluate(rule, names) if rule.when is not None else self._judge(rule, stt)
             rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
                                  "severity": rule.severity, "reason": reason})
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
@@ -108,6 +109,7 @@ class Llm2Engine(Engine):
         return ok, f"{rule.id}: LLM judged it {'compliant' if ok else 'violated'}" + (f" ({quote})" if quote else "")
 
     def close(self) -> None:
+        self.rules_eval.close()
         with self._lock:
             if self._client is not None:
                 self._client.close()

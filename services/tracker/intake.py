@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from cofi.audit.rules import RulesError, load_rules
 from cofi.audit.trades import TradeFileError, map_trades
 from cofi.errors import BatchRejected, ManifestError, PathRefused, UnknownStageError
 from cofi.pipeline import events
@@ -84,7 +85,8 @@ class Intake:
         roots = AudioRoots.of(self.settings)
         try:
             confine_batch(start, roots)
-        except PathRefused as exc:
+            load_rules(start.get("rules"))  # the rules' budget, at submit: a costly rule never reaches llm2
+        except (PathRefused, RulesError) as exc:
             raise BatchRejected(str(exc)) from exc
         files: list[tuple[str, dict[str, str]]] = [(f["file"], dict(f.get("metadata") or {}))
                                                    for f in start.get("files") or []]

@@ -4,6 +4,7 @@ whatever an event says. Each refusal is asserted, and that nothing else changed.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_event_paths_are_checked_before_a_stage_reads_them(layout: dict[str, Pat
 
 # ---- through the services, on the real broker and database -------------------------------------------------
 
-def test_the_tracker_rejects_a_batch_naming_a_path_outside_the_roots(settings: Settings, db_engine: Engine,
+def test_the_tracker_rejects_a_batch_naming_a_path_outside_the_roots_or_costly_rules(settings: Settings, db_engine: Engine,
                                                                     layout: dict[str, Path]) -> None:
     s = settings.model_copy(update={"audio_roots": [layout["root"]]})
     first = Topics(s.topic_prefix).stage("denoise")
@@ -119,6 +120,10 @@ def test_the_tracker_rejects_a_batch_naming_a_path_outside_the_roots(settings: S
             assert "rules: not YAML/JSON content" in row["reason"] and "root:x" not in row["reason"]
             submit(s, batch_start(9404, 1) | {"files": [], "manifest": "/"})
             assert "manifest '/' is outside AUDIO_ROOTS" in wait_status(db_engine, 9404, ("Rejected",))["reason"]
+            costly = json.dumps({"rules": [{"id": "costly", "when": "(10**4000000)*(10**4000000)*(10**4000000)>1"}]})
+            submit(s, batch_start(9405, 1) | {"files": [{"file": str(layout["root"] / "a.wav"), "metadata": {}}],
+                                              "rules": costly})
+            assert "literal exponent" in wait_status(db_engine, 9405, ("Rejected",))["reason"]
         after = dump(db_engine)
         assert after["fileDistribution"] == before["fileDistribution"] == []
         assert collector.wait(lambda: False, timeout=2) is False and collector.on(first) == []
