@@ -159,7 +159,9 @@ webhook_outbox = Table(
     Column("lastError", Text),
     _ts("createdAt"),
     _ts("sentAt", nullable=True, default=False),
+    _ts("nextAttemptAt", nullable=True, default=False),  # 0003: backoff; NULL = due now
     UniqueConstraint("batchId", "kind", name="uq_webhook_batch_kind"),
+    Index("idx_webhook_due", "status", "nextAttemptAt"),
 )
 
 

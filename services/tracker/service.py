@@ -74,7 +74,7 @@ class Tracker(ServiceLoop):
         self.last_message_at = time.monotonic()
         self.intake = Intake(settings, self.codec, self.topics, self.group)
         self.recovery = Recovery(settings, self.codec, self.topics, self.group)
-        self.webhooks = WebhookSender(self.db)
+        self.webhooks = WebhookSender(self.db, settings)
 
     # ---- the service loop's hooks ---------------------------------------------------------------
 
