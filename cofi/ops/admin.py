@@ -145,13 +145,33 @@ def kafka_security(settings: Settings, secrets_dir: Path, *, prefix: str | None 
     return users, acls.apply_acls(admin, prefix or settings.topic_prefix, timeout_s)
 
 
-def create_database(url: str, *, connect_timeout_s: int = 10) -> bool:
+def db_roles(settings: Settings, secrets_dir: Path, *, host: str = "%", require_ssl: bool = False) -> dict[str, str]:
+    """The migrate/tracker/reader users (`cofi.ops.dbroles`), made over DATABASE_URL (a DBA's account)."""
+    from cofi.db import tls_args
+    from cofi.ops.dbroles import ROLES, provision
+
+    url = make_url(settings.database_url)
+    admin = create_engine(url.set(database=""), connect_args={"connect_timeout": 10, **tls_args(settings)})
+    try:
+        urls = provision(admin, url.database or "cofi", secrets_dir, host=host, require_ssl=require_ssl)
+    except OperationalError as exc:
+        raise AdminError(f"cannot create the database users: {exc.orig}") from exc
+    finally:
+        admin.dispose()
+    for r in ROLES:
+        log.info("%s=%s (password in %s)", r.setting, make_url(urls[r.role]).render_as_string(hide_password=True),
+                 secrets_dir / f"{r.user}.password")
+    return urls
+
+
+def create_database(url: str, *, connect_timeout_s: int = 10, connect_args: dict[str, Any] | None = None) -> bool:
     """Create the database named in `url` if it is missing; True when created."""
     parsed = make_url(url)
     name = parsed.database
     if not name:
         raise AdminError(f"DATABASE_URL names no database: {parsed.render_as_string(hide_password=True)}")
-    server = create_engine(parsed.set(database=""), connect_args={"connect_timeout": connect_timeout_s})
+    server = create_engine(parsed.set(database=""),
+                           connect_args={"connect_timeout": connect_timeout_s, **(connect_args or {})})
     try:
         with server.connect() as conn:
             exists = conn.execute(
@@ -172,22 +192,25 @@ def create_database(url: str, *, connect_timeout_s: int = 10) -> bool:
 
 def migrate_database(settings: Settings, revision: str = "head") -> None:
     """Create the database if needed and upgrade it to `revision`."""
-    from cofi.db import migrate
+    from cofi.db import migrate, role_url, tls_args
 
-    if create_database(settings.database_url):
-        log.info("created database %s", make_url(settings.database_url).database)
+    url = role_url(settings, "migrate")
+    if create_database(url, connect_args=tls_args(settings)):
+        log.info("created database %s", make_url(url).database)
     try:
-        migrate(settings.database_url, revision)
+        migrate(url, revision, tls_args(settings))
     except OperationalError as exc:
         raise AdminError(f"migration failed: {exc.orig}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cofi.ops.admin", description=__doc__)
-    parser.add_argument("command", choices=["init", "topics", "migrate", "kafka-security"])
+    parser.add_argument("command", choices=["init", "topics", "migrate", "kafka-security", "db-roles"])
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker")
-    parser.add_argument("--secrets", type=Path, help="kafka-security: folder of <principal>.password files "
+    parser.add_argument("--secrets", type=Path, help="kafka-security, db-roles: folder of <name>.password files "
                         "(missing ones are made)")
+    parser.add_argument("--require-ssl", action="store_true", help="db-roles: the users may only connect over TLS")
+    parser.add_argument("--host", default="%", help="db-roles: host pattern of the users (default %%)")
     args = parser.parse_args(argv)
     setup_logging()
     settings = get_settings()
@@ -198,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("init", "topics"):
             created = ensure_topics(settings, timeout_s=args.timeout)
             log.info("topics ready (%d created) under prefix %r", len(created), settings.topic_prefix)
+        if args.command in ("kafka-security", "db-roles") and args.secrets is None:
+            parser.error(f"{args.command} needs --secrets DIR")
+        if args.command == "db-roles":
+            db_roles(settings, args.secrets, host=args.host, require_ssl=args.require_ssl)
         if args.command == "kafka-security":
-            if args.secrets is None:
-                parser.error("kafka-security needs --secrets DIR")
             users, n = kafka_security(settings, args.secrets, timeout_s=args.timeout)
             log.info("SCRAM users %s; %d ACLs for prefix %r", ", ".join(users), n, settings.topic_prefix)
     except AdminError as exc:

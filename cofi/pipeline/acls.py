@@ -12,8 +12,6 @@ The broker denies everything else (`allow.everyone.if.no.acl.found=false`).
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 from cofi.errors import AdminError
 from cofi.pipeline.stages import DONE, REGISTRY, STAGES
 from cofi.pipeline.topics import Topics
+from cofi.secretfile import secret_in
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +125,6 @@ def apply_acls(admin, prefix: str, timeout_s: float = 15.0) -> int:
         time.sleep(0.1)
 
 
-def password_of(secrets_dir: Path, principal: str) -> str:
-    """`<dir>/<principal>.password`, made (random, mode 0600) when missing."""
-    path = secrets_dir / f"{principal}.password"
-    if not path.is_file() or not path.read_text().strip():
-        secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
-            fh.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
-
-
 def ensure_users(admin, secrets_dir: Path, names: list[str] | None = None, timeout_s: float = 15.0) -> list[str]:
     """SCRAM-SHA-512 credentials for every principal (upsert: a changed password file takes effect)."""
     from confluent_kafka import KafkaException
@@ -143,7 +132,7 @@ def ensure_users(admin, secrets_dir: Path, names: list[str] | None = None, timeo
 
     users = names or principals()
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-    upserts = [UserScramCredentialUpsertion(u, info, password_of(secrets_dir, u).encode()) for u in users]
+    upserts = [UserScramCredentialUpsertion(u, info, secret_in(secrets_dir, u).encode()) for u in users]
     for user, fut in admin.alter_user_scram_credentials(upserts, request_timeout=timeout_s).items():
         try:
             fut.result(timeout=timeout_s)
