@@ -188,6 +188,8 @@ def load_rules(source: str | Path | Mapping[str, Any] | list[Any] | None,
     if isinstance(source, Mapping | list):
         data = source
     else:  # a Path is a file to read (the CLI's --rules); a str is the rules themselves, never a path
+        if isinstance(source, Path) and not source.is_file():
+            raise RulesError(f"file not found: {source}")
         text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
         origin = str(source) if isinstance(source, Path) else origin
         try:
