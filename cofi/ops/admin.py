@@ -145,7 +145,7 @@ def kafka_security(settings: Settings, secrets_dir: Path, *, prefix: str | None 
     return users, acls.apply_acls(admin, prefix or settings.topic_prefix, timeout_s)
 
 
-def db_roles(settings: Settings, secrets_dir: Path, *, host: str = "%", require_ssl: bool = False) -> dict[str, str]:
+def db_roles(settings: Settings, secrets_dir: Path | None, *, host: str = "%", require_ssl: bool = False) -> dict[str, str]:
     """The migrate/tracker/reader users (`cofi.ops.dbroles`), made over DATABASE_URL (a DBA's account)."""
     from cofi.db import tls_args
     from cofi.ops.dbroles import ROLES, provision
@@ -159,8 +159,7 @@ def db_roles(settings: Settings, secrets_dir: Path, *, host: str = "%", require_
     finally:
         admin.dispose()
     for r in ROLES:
-        log.info("%s=%s (password in %s)", r.setting, make_url(urls[r.role]).render_as_string(hide_password=True),
-                 secrets_dir / f"{r.user}.password")
+        log.info("%s=%s", r.setting, make_url(urls[r.role]).render_as_string(hide_password=True))
     return urls
 
 
@@ -221,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("init", "topics"):
             created = ensure_topics(settings, timeout_s=args.timeout)
             log.info("topics ready (%d created) under prefix %r", len(created), settings.topic_prefix)
-        if args.command in ("kafka-security", "db-roles") and args.secrets is None:
-            parser.error(f"{args.command} needs --secrets DIR")
+        if args.command == "kafka-security" and args.secrets is None:
+            parser.error("kafka-security needs --secrets DIR")
         if args.command == "db-roles":
             db_roles(settings, args.secrets, host=args.host, require_ssl=args.require_ssl)
         if args.command == "kafka-security":

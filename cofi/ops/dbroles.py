@@ -4,11 +4,13 @@
 - `cofi_tracker`: SELECT, INSERT, UPDATE, DELETE: the tracker, the only writer (DATABASE_URL);
 - `cofi_reader`: SELECT: the CLI and the console (DATABASE_READ_URL).
 With `--require-ssl` each user is `REQUIRE SSL`: the server refuses it over plaintext TCP.
-Passwords are random, kept in `<DIR>/<user>.password` (mode 0600, made once); re-running is idempotent.
+Passwords come from COFI_DB_PASSWORD_<ROLE> (MIGRATE, TRACKER, READER: docker compose's `.env`), else
+`<DIR>/<user>.password` (random, mode 0600, made once); re-running is idempotent.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,16 @@ def _quote(name: str) -> str:
     return name
 
 
-def provision(admin: Engine, database: str, secrets_dir: Path, *, host: str = "%",
+def password_for(role: DbRole, secrets_dir: Path | None) -> str:
+    given = os.environ.get(f"COFI_DB_PASSWORD_{role.role.upper()}", "")
+    if given:
+        return given
+    if secrets_dir is None:
+        raise AdminError(f"no password for {role.user}: set COFI_DB_PASSWORD_{role.role.upper()} or give --secrets DIR")
+    return secret_in(secrets_dir, role.user)
+
+
+def provision(admin: Engine, database: str, secrets_dir: Path | None, *, host: str = "%",
               require_ssl: bool = False) -> dict[str, str]:
     """Create/update the three users with their grants on `database`; {role: URL with its password}."""
     db = _quote(database)
@@ -51,7 +62,7 @@ def provision(admin: Engine, database: str, secrets_dir: Path, *, host: str = "%
     with admin.begin() as conn:
         conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
         for r in ROLES:
-            user, password = _quote(r.user), secret_in(secrets_dir, r.user)
+            user, password = _quote(r.user), password_for(r, secrets_dir)
             conn.execute(text(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY :pw"), {"pw": password})
             conn.execute(text(f"ALTER USER '{user}'@'{host}' IDENTIFIED BY :pw REQUIRE "
                               f"{'SSL' if require_ssl else 'NONE'}"), {"pw": password})
