@@ -5,6 +5,7 @@
 #   KAFKA_SECURITY=sasl_ssl scripts/kafka.sh provision  # users + ACLs again (TOPIC_PREFIX, default cofi)
 #
 # Without KAFKA_SECURITY (or =plaintext) nothing here runs and the broker is the PLAINTEXT one.
+# A data folder formatted without it has no admin credential: use a fresh KAFKA_DIR to switch.
 #
 # What it makes, under $BASE/security (mode 0700, never committed):
 #   ca.pem ca.key           a private CA (10 years); clients trust ca.pem (KAFKA_SSL_CA_LOCATION)
@@ -39,9 +40,6 @@ secret() {
 
 make_certs() {
     [ -s "$SEC/broker.p12" ] && [ -s "$SEC/ca.pem" ] && return 0
-    command -v openssl >/dev/null 2>&1 || die "openssl not found: apt-get install -y openssl"
-    (umask 077 && mkdir -p "$SEC")
-    chmod 700 "$SEC"
     local san="DNS:localhost,IP:127.0.0.1"
     if [[ "$ADV_HOST" =~ ^[0-9.]+$ ]]; then
         [ "$ADV_HOST" = 127.0.0.1 ] || san="$san,IP:$ADV_HOST"
@@ -49,26 +47,17 @@ make_certs() {
         san="$san,DNS:$ADV_HOST"
     fi
     say "making a private CA and the broker certificate in $SEC (SAN $san)"
-    (
-        umask 077
-        cd "$SEC"
-        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cofi local Kafka CA" \
-            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-            -keyout ca.key -out ca.pem 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -subj "/CN=$ADV_HOST" -keyout broker.key -out broker.csr 2>/dev/null
-        printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >broker.ext
-        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
-            -extfile broker.ext -out broker.pem 2>/dev/null
-        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
-            -out broker.p12.tmp -passout "pass:$(secret keystore)"
-        mv broker.p12.tmp broker.p12
-        rm -f broker.csr broker.ext ca.srl
-    ) || die "openssl could not make the certificates in $SEC"
-    chmod 644 "$SEC/ca.pem"
+    make_ca_and_cert "$SEC" broker "$ADV_HOST" "$san" serverAuth,clientAuth
+    (umask 077 && cd "$SEC" && openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+        -out broker.p12.tmp -passout "pass:$(secret keystore)" && mv broker.p12.tmp broker.p12) ||
+        die "openssl could not make the broker's keystore in $SEC"
 }
 
 # Appended to server.properties: a later key overrides an earlier one (java.util.Properties).
 write_security_config() {
+    if [ -f "$DATA/meta.properties" ] && [ ! -f "$SEC/scram.formatted" ]; then
+        die "$DATA was formatted without KAFKA_SECURITY=sasl_ssl (no admin SCRAM credential): use another KAFKA_DIR or remove $DATA"
+    fi
     make_certs
     local admin_pw controller_pw store_pw
     admin_pw=$(secret admin)
@@ -109,6 +98,7 @@ scram_format_args() {
     SCRAM_ARGS=()
     secure || return 0
     SCRAM_ARGS=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(secret admin)]")
+    touch "$SEC/scram.formatted"
 }
 
 # The environment of a cofi client acting as principal $1 (admin, tracker, a stage, submitter).

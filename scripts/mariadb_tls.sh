@@ -13,22 +13,8 @@ tls_enabled() { [ "${MARIADB_TLS:-0}" = 1 ]; }
 
 make_db_certs() {
     [ -s "$TLS_DIR/server.pem" ] && [ -s "$TLS_DIR/ca.pem" ] && return 0
-    command -v openssl >/dev/null 2>&1 || die "openssl not found: apt-get install -y openssl"
-    (umask 077 && mkdir -p "$TLS_DIR")
     say "making a private CA and the server certificate in $TLS_DIR"
-    (
-        umask 077
-        cd "$TLS_DIR"
-        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cofi local MariaDB CA" \
-            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-            -keyout ca.key -out ca.pem 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
-        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
-            -extfile server.ext -out server.pem 2>/dev/null
-        rm -f server.csr server.ext ca.srl
-    ) || die "openssl could not make the certificates in $TLS_DIR"
-    chmod 644 "$TLS_DIR/ca.pem"
+    make_ca_and_cert "$TLS_DIR" server localhost "DNS:localhost,IP:127.0.0.1" serverAuth
 }
 
 # Appended to my.cnf: [mariadbd] is its last section.

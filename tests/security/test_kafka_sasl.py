@@ -4,13 +4,12 @@ as its own principal; what the issue lists is refused, and the refusal changes n
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError
 from sqlalchemy import Engine
 
 from cofi.devtools.checks import exactly_once_problems
@@ -19,12 +18,12 @@ from cofi.errors import AdminError, CliError, KafkaUnavailable
 from cofi.ops.admin import delete_topics, ensure_topics, kafka_security
 from cofi.ops.cli.sender import send_event
 from cofi.pipeline.acls import SUBMITTER, next_topics
-from cofi.pipeline.kafka import make_consumer, make_producer
+from cofi.pipeline.kafka import make_producer
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
-from tests.support.recovery import wait_completed
+from tests.support.harness import message_count
+from tests.support.recovery import started, wait_completed
 from tests.support.secure_kafka import SecureKafka
-from tests.support.servers import unavailable
 from tests.support.tracker import batch_start, submit
 
 pytestmark = pytest.mark.integration
@@ -34,16 +33,7 @@ N = 30
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[SecureKafka]:
-    server = SecureKafka()
-    try:
-        server.start()
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-        server.remove()
-        unavailable(f"cannot start a private SASL_SSL Kafka broker: {exc}")
-    try:
-        yield server
-    finally:
-        server.remove()
+    yield from started(SecureKafka())  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -55,15 +45,6 @@ def prefix(broker: SecureKafka) -> Iterator[str]:
     kafka_security(admin, broker.secrets)
     yield name
     delete_topics(admin)
-
-
-def _end_offsets(s: Settings, topic: str) -> int:
-    consumer = make_consumer(s, f"offsets-{uuid.uuid4().hex[:6]}")
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
-    finally:
-        consumer.close()
 
 
 def _produce_error(s: Settings, topic: str) -> KafkaError | None:
@@ -94,23 +75,27 @@ def test_a_batch_runs_end_to_end_over_sasl_ssl_with_per_service_principals(
     assert problems == [], "\n".join(problems)
 
 
-def test_a_plaintext_client_is_refused_with_a_clear_reason(broker: SecureKafka, prefix: str) -> None:
-    plain = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=prefix)
-    with pytest.raises(AdminError, match="over PLAINTEXT.*KAFKA_SECURITY_PROTOCOL"):
-        ensure_topics(plain, timeout_s=5)
-    with pytest.raises(KafkaUnavailable, match="over PLAINTEXT"):
-        send_event(plain, Topics(prefix).batch_start, "1", b"x")
-    assert _end_offsets(broker.settings(topic_prefix=prefix), Topics(prefix).batch_start) == 0
-
-
-def test_a_wrong_password_is_refused_by_the_broker(broker: SecureKafka, prefix: str) -> None:
-    wrong = Settings(kafka_bootstrap_servers=broker.bootstrap, kafka_security_protocol="SASL_SSL", topic_prefix=prefix,
-                     kafka_sasl_username=SUBMITTER, kafka_sasl_password="not-the-password", kafka_ssl_ca_location=broker.ca)
-    with pytest.raises(AdminError, match="SASL authentication error: Authentication failed"):
-        ensure_topics(wrong, timeout_s=5)
-    with pytest.raises(KafkaUnavailable, match="Authentication failed"):
-        send_event(wrong, Topics(prefix).batch_start, "1", b"x")
-    assert _end_offsets(broker.settings(topic_prefix=prefix), Topics(prefix).batch_start) == 0
+@pytest.mark.parametrize(("client", "reason"), [
+    ("plaintext", "over PLAINTEXT.*KAFKA_SECURITY_PROTOCOL"),
+    ("wrong password", "SASL authentication error: Authentication failed"),
+    ("unknown CA", "SSL handshake failed.*certificate verify failed"),
+])
+def test_a_client_without_the_right_credentials_is_refused_with_a_clear_reason(
+        broker: SecureKafka, prefix: str, client: str, reason: str, tmp_path: Path) -> None:
+    secure = {"kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": SUBMITTER,
+              "kafka_sasl_password_file": broker.secrets / f"{SUBMITTER}.password", "kafka_ssl_ca_location": broker.ca}
+    if client == "wrong password":
+        secure |= {"kafka_sasl_password_file": None, "kafka_sasl_password": "not-the-password"}
+    if client == "unknown CA":  # a broker impersonator would present a certificate of another CA
+        secure["kafka_ssl_ca_location"] = tmp_path / "system-ca.pem"
+        (tmp_path / "system-ca.pem").write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text())
+    s = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=prefix,
+                 **({} if client == "plaintext" else secure))
+    with pytest.raises(AdminError, match=reason):
+        ensure_topics(s, timeout_s=5)
+    with pytest.raises(KafkaUnavailable, match=reason):
+        send_event(s, Topics(prefix).batch_start, "1", b"x")
+    assert message_count(broker.settings(topic_prefix=prefix), Topics(prefix).batch_start) == 0
 
 
 def test_the_denoise_principal_cannot_write_the_done_topic(broker: SecureKafka, prefix: str) -> None:
@@ -119,7 +104,7 @@ def test_the_denoise_principal_cannot_write_the_done_topic(broker: SecureKafka, 
     err = _produce_error(broker.settings("denoise", topic_prefix=prefix), topics.done)
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
     assert _produce_error(broker.settings("denoise", topic_prefix=prefix), topics.stage("ivr")) is None
-    assert _end_offsets(broker.settings(topic_prefix=prefix), topics.done) == 0
+    assert message_count(broker.settings(topic_prefix=prefix), topics.done) == 0
 
 
 @pytest.mark.parametrize("principal", ["denoise", "stt", "llm2", "tracker"])
@@ -130,5 +115,5 @@ def test_no_stage_principal_nor_the_tracker_can_submit_a_batch(broker: SecureKaf
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
     with pytest.raises(CliError, match="(?i)authorization failed|may not see it"):
         send_event(s, topics.batch_control, "1", b"x")
-    assert _end_offsets(broker.settings(topic_prefix=prefix), topics.batch_start) == 0
-    assert _end_offsets(broker.settings(topic_prefix=prefix), topics.batch_control) == 0
+    assert message_count(broker.settings(topic_prefix=prefix), topics.batch_start) == 0
+    assert message_count(broker.settings(topic_prefix=prefix), topics.batch_control) == 0
