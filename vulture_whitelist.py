@@ -22,3 +22,6 @@ _.webhook_outbox, _.eventType, _.dedupKey, _.details
 
 # pytest
 _.pytestmark
+
+# pydantic validators of Settings (called by pydantic)
+_._comma_list, _._no_misspelt_security_setting
