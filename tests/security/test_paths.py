@@ -160,3 +160,20 @@ def test_a_forged_event_with_an_absolute_file_id_writes_nothing_outside(settings
         assert not target.exists() and not list(tmp_path.glob("escaped*"))
     finally:
         collector.stop()
+
+
+def test_cofi_submit_refuses_what_the_tracker_would(layout: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from cofi.ops.cli import app
+    from cofi.settings import get_settings
+
+    monkeypatch.setenv("AUDIO_ROOTS", str(layout["root"]))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # nothing may be sent anyway
+    get_settings.cache_clear()
+    try:
+        for target in (layout["outside"], _csv(layout["root"], "../secret/b.wav"), layout["root"]):
+            result = CliRunner().invoke(app, ["submit", str(target)])
+            assert result.exit_code == 2 and "outside AUDIO_ROOTS" in result.output, result.output
+    finally:
+        get_settings.cache_clear()
