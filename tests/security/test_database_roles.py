@@ -21,8 +21,7 @@ from cofi.ops.cli import app
 from cofi.pipeline.stages import STAGES
 from cofi.settings import Settings
 from tests.support.harness import ThreadedWorkers
-from tests.support.recovery import PrivateMariaDB
-from tests.support.servers import unavailable
+from tests.support.recovery import PrivateMariaDB, started
 from tests.support.tracker import RunningTracker, batch_start, submit, wait_status
 
 pytestmark = pytest.mark.integration
@@ -44,18 +43,10 @@ class TlsMariaDB(PrivateMariaDB):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[TlsMariaDB]:
-    db = TlsMariaDB()
-    try:
-        db.start()
+    for db in started(TlsMariaDB()):
         for host in ("%", "localhost", "127.0.0.1"):  # cofi plays the DBA here
             db.admin_sql(f"GRANT ALL PRIVILEGES ON *.* TO 'cofi'@'{host}' WITH GRANT OPTION")
-    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
-        db.remove()
-        unavailable(f"cannot start a private MariaDB with TLS: {exc}")
-    try:
         yield db
-    finally:
-        db.remove()
 
 
 def _code(exc: BaseException) -> int:
