@@ -10,6 +10,8 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 export KAFKA_BOOTSTRAP_SERVERS ?= localhost:9092
 export DATABASE_URL ?= mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi
+# KAFKA_SECURITY=sasl_ssl make up/demo: the broker with TLS, SCRAM and ACLs; each command logs in as its principal
+as_principal = $(if $(filter sasl_ssl,$(KAFKA_SECURITY)),env $$(bash scripts/kafka.sh client-env $(1)),)
 
 .PHONY: help bootstrap servers up down test test-all demo lint status
 
@@ -32,7 +34,7 @@ servers:
 	bash scripts/kafka.sh start
 
 up: servers
-	$(PY) -m cofi.ops.admin init
+	$(call as_principal,admin) $(PY) -m cofi.ops.admin init
 	bash scripts/services.sh start
 	bash scripts/prometheus.sh start
 
@@ -49,7 +51,7 @@ test-all: bootstrap servers
 	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
 
 demo: bootstrap up
-	$(PY) -m cofi.ops.demo
+	$(call as_principal,submitter) $(PY) -m cofi.ops.demo
 
 lint:
 	@if [ -x .venv/bin/ruff ]; then .venv/bin/ruff check .; else ruff check .; fi

@@ -26,3 +26,6 @@ _.pytestmark
 
 # the console: fields read by Jinja templates; uvicorn and Selenium attributes set for the library
 _.effect, _.per_s, _.last_minute, _.should_exit, _.binary_location
+
+# pydantic validators of Settings (called by pydantic)
+_._comma_list, _._no_misspelt_security_setting

@@ -8,6 +8,7 @@ Names are the seed's, because operators' SQL depends on them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -159,8 +160,40 @@ webhook_outbox = Table(
     Column("lastError", Text),
     _ts("createdAt"),
     _ts("sentAt", nullable=True, default=False),
+    _ts("nextAttemptAt", nullable=True, default=False),  # 0003: backoff; NULL = due now
     UniqueConstraint("batchId", "kind", name="uq_webhook_batch_kind"),
+    Index("idx_webhook_due", "status", "nextAttemptAt"),
 )
+
+
+Role = Literal["tracker", "reader", "migrate"]
+
+
+def tls_args(settings: Any) -> dict[str, Any]:
+    """PyMySQL's TLS arguments from DATABASE_SSL_* (none without DATABASE_SSL_CA): the server certificate
+    is verified against that CA, and its name against the URL's host unless DATABASE_SSL_VERIFY_IDENTITY=false."""
+    if settings.database_ssl_ca is None:
+        return {}
+    args: dict[str, Any] = {"ssl_ca": str(settings.database_ssl_ca), "ssl_verify_cert": True,
+                            "ssl_verify_identity": bool(settings.database_ssl_verify_identity)}
+    if settings.database_ssl_cert is not None:
+        args["ssl_cert"] = str(settings.database_ssl_cert)
+    if settings.database_ssl_key is not None:
+        args["ssl_key"] = str(settings.database_ssl_key)
+    return args
+
+
+def role_url(settings: Any, role: Role) -> str:
+    """The URL of a database role: the tracker writes (DATABASE_URL), the CLI and the console read
+    (DATABASE_READ_URL), migrations change the schema (DATABASE_MIGRATE_URL); each defaults to DATABASE_URL."""
+    url = {"reader": settings.database_read_url, "migrate": settings.database_migrate_url}.get(role)
+    return str(url or settings.database_url)
+
+
+def engine_for(settings: Any, role: Role, **kwargs: Any) -> Engine:
+    """`make_engine` for one role of `settings`, with its TLS arguments."""
+    connect_args = {**tls_args(settings), **kwargs.pop("connect_args", {})}
+    return make_engine(role_url(settings, role), connect_args=connect_args, **kwargs)
 
 
 def make_engine(url: str, **kwargs: object) -> Engine:
@@ -186,11 +219,13 @@ def alembic_config(url: str):  # -> alembic.config.Config (import kept lazy: ser
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Upgrade the database at `url` to `revision`."""
+def migrate(url: str, revision: str = "head", connect_args: dict[str, Any] | None = None) -> None:
+    """Upgrade the database at `url` to `revision` (`connect_args`: TLS, see `tls_args`)."""
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    cfg = alembic_config(url)
+    cfg.attributes["connect_args"] = connect_args or {}
+    command.upgrade(cfg, revision)
 
 
 def downgrade(url: str, revision: str) -> None:

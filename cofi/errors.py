@@ -24,6 +24,10 @@ class TransientError(Exception):
     """Worth retrying with backoff (server busy or down, timeout)."""
 
 
+class PathRefused(PermanentError):
+    """A path outside AUDIO_ROOTS / ARTIFACT_ROOT, a URL, `~`: never read or written (cofi.pipeline.paths)."""
+
+
 class ResultError(PermanentError):
     """An engine's result does not fit its stage's result model or Avro record (a bug, not bad input):
     the file fails with the reason instead of the worker crashing."""

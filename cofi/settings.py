@@ -5,16 +5,21 @@ One `Settings` object per process; nothing else is global.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, create_model
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, create_model, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cofi.pipeline.stages import REGISTRY, services
+
+#: environment names where a typo must fail (security settings that would otherwise silently be off)
+SECURITY_PREFIXES = ("KAFKA_SSL_", "KAFKA_SASL_", "KAFKA_SECURITY", "DATABASE_SSL_", "WEBHOOK_")
+SCRIPT_KNOBS = frozenset({"KAFKA_SECURITY"})  # scripts/kafka.sh's, not a setting
 
 #: METRICS_PORT of every service under `make up` (tracker 9100, then the stages in order)
 STAGE_METRICS_PORTS: dict[str, int] = {name: port for name, _, port in services()}
@@ -105,6 +110,66 @@ class Settings(_StageEngines):
     console_state_dir: Path = Path(".local/console")
     console_session_hours: float = 12.0
     console_secure_cookies: bool = Field(False, description="Secure flag on cookies (set behind HTTPS)")
+
+    # security (SECURITY.md): Kafka TLS/SASL, database TLS and roles, confined paths, webhooks, servers
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="librdkafka security.protocol; SASL_SSL in production")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = Field("", description="this service's Kafka principal (tracker, <stage>, submitter, admin)")
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(None, description="read the SASL password from this file instead")
+    kafka_ssl_ca_location: Path | None = Field(None, description="CA bundle (PEM) that signed the broker's certificate")
+    kafka_ssl_certificate_location: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    kafka_ssl_key_location: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_endpoint_identification: Literal["https", "none"] = Field(
+        "https", description="check the broker's certificate names its host (none only for testing)")
+    database_read_url: str | None = Field(None, description="read-only user for the CLI and the console (default DATABASE_URL)")
+    database_migrate_url: str | None = Field(None, description="the user with DDL, for migrations only (default DATABASE_URL)")
+    database_ssl_ca: Path | None = Field(None, description="CA (PEM) of the database server: TLS on, certificate verified")
+    database_ssl_cert: Path | None = Field(None, description="client certificate (PEM) for the database, if it wants one")
+    database_ssl_key: Path | None = None
+    database_ssl_verify_identity: bool = Field(True, description="the server certificate must name the host of the URL")
+    audio_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="directories calls and manifests may come from (JSON list or comma-separated); empty: not confined")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of webhook signatures")
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list, description="CIDRs a webhook may reach although not public, e.g. 127.0.0.0/8 for local receivers")
+    webhook_timeout_s: float = 10.0
+    webhook_backoff_s: float = Field(5.0, description="first retry delay; doubles per attempt")
+    webhook_backoff_max_s: float = Field(3600.0, description="longest delay between two attempts")
+    webhook_give_up_h: float = Field(48.0, description="a notification undelivered this long is marked failed")
+    webhook_poll_s: float = Field(5.0, description="how often the tracker looks for due deliveries")
+    rule_eval_timeout_s: float = Field(2.0, description="wall-clock bound of one rule expression (evaluated in a child process)")
+    rule_eval_memory_mb: int = Field(256, description="address-space bound of the rule evaluation process")
+    server_max_body_mb: int = Field(1024, description="largest request body the denoise and LLM servers read")
+    server_timeout_s: float = Field(60.0, description="a server drops a client silent this long")
+    server_threads: int = Field(8, description="requests a denoise/LLM server serves at once; more get 503")
+
+    @field_validator("audio_roots", "webhook_allowed_networks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """`a,b` as well as a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_misspelt_security_setting(self) -> Settings:
+        """A misspelt KAFKA_SSL_*/KAFKA_SASL_*/DATABASE_SSL_* setting fails instead of silently meaning "off"."""
+        known = {name.upper() for name in type(self).model_fields}
+        for key in os.environ:
+            if key.startswith(SECURITY_PREFIXES) and key not in known and key not in SCRIPT_KNOBS:
+                raise ValueError(f"{key} is not a cofi setting (known: "
+                                 f"{', '.join(sorted(k for k in known if k.startswith(SECURITY_PREFIXES)))})")
+        return self
+
+    def kafka_password(self) -> str:
+        """KAFKA_SASL_PASSWORD, else the contents of KAFKA_SASL_PASSWORD_FILE."""
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            return Path(self.kafka_sasl_password_file).read_text().strip()
+        return ""
 
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port if self.metrics_port is not None else STAGE_METRICS_PORTS.get(service, 9199)

@@ -42,7 +42,7 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(_url(), poolclass=pool.NullPool)
+    engine = create_engine(_url(), poolclass=pool.NullPool, connect_args=config.attributes.get("connect_args", {}))
     try:
         with engine.connect() as connection:
             context.configure(connection=connection)

@@ -27,7 +27,7 @@ VENV="$ROOT/.venv"
 STAMP="$VENV/.cofi-install.stamp"
 EXTRAS="all,dev"
 PYTHON="${PYTHON:-python3}"
-APT_PACKAGES=(mariadb-server mariadb-client espeak-ng sox libsndfile1 ffmpeg chromium chromium-driver prometheus)
+APT_PACKAGES=(mariadb-server mariadb-client espeak-ng sox libsndfile1 ffmpeg chromium chromium-driver prometheus openssl ca-certificates)
 
 LIB_NAME=bootstrap
 # shellcheck source=scripts/lib.sh

@@ -54,3 +54,27 @@ stop_server() {
     rm -f "$PIDFILE"
     say "stopped"
 }
+
+# make_ca_and_cert DIR NAME CN SAN USAGE: a private CA in DIR (ca.pem, ca.key, kept once made) and
+# DIR/NAME.pem + NAME.key signed by it (SAN like "DNS:localhost,IP:127.0.0.1", USAGE like "serverAuth").
+# Used by the KAFKA_SECURITY / MARIADB_TLS blocks; DIR is 0700, keys 0600, ca.pem readable.
+make_ca_and_cert() {
+    local dir="$1" name="$2" cn="$3" san="$4" usage="$5"
+    command -v openssl >/dev/null 2>&1 || die "openssl not found: apt-get install -y openssl"
+    (umask 077 && mkdir -p "$dir") && chmod 700 "$dir"
+    (
+        umask 077
+        cd "$dir"
+        if [ ! -s ca.pem ]; then
+            openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cofi local $LIB_NAME CA" \
+                -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+                -keyout ca.key -out ca.pem 2>/dev/null
+        fi
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$name.key" -out "$name.csr" 2>/dev/null
+        printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$san" "$usage" >"$name.ext"
+        openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 \
+            -extfile "$name.ext" -out "$name.pem" 2>/dev/null
+        rm -f "$name.csr" "$name.ext" ca.srl
+    ) || die "openssl could not make the certificates in $dir"
+    chmod 644 "$dir/ca.pem"
+}

@@ -14,7 +14,7 @@
 #   .local/run/mariadb.pid    pid file
 #   .local/log/mariadb.log    error log
 #
-# TCP: 127.0.0.1:${MARIADB_PORT:-3306}. On every start it makes sure database `cofi` exists and that
+# TCP: 127.0.0.1:${MARIADB_PORT:-3306} (with TLS when MARIADB_TLS=1: scripts/mariadb_tls.sh). On every start it makes sure database `cofi` exists and that
 # user cofi/cofi has ALL ON *.* (tests create their own cofi_test_* databases) from '%', 'localhost'
 # and '127.0.0.1'.
 #
@@ -48,6 +48,8 @@ OS_USER="$(id -un)"   # mariadb-install-db gives this OS user a unix_socket admi
 LIB_NAME=mariadb
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/mariadb_tls.sh
+. "$(dirname "${BASH_SOURCE[0]}")/mariadb_tls.sh"  # MARIADB_TLS=1 (off by default)
 
 # Unix socket paths are limited to 107 bytes; a deep checkout falls back to /tmp.
 if [ "${#SOCK}" -gt 100 ]; then
@@ -127,6 +129,7 @@ innodb_flush_log_at_trx_commit = 2
 performance_schema = OFF
 EOF
     mv "$CNF.tmp" "$CNF"
+    if tls_enabled; then write_tls_config; fi
 }
 
 init_datadir() {

@@ -54,6 +54,15 @@ metrics_port_of() {
     awk -v n="$1" '$1 == n {print $3}' <<<"$PIPELINE"
 }
 
+# KAFKA_SECURITY=sasl_ssl: each service logs in as its own Kafka principal (scripts/kafka_security.sh);
+# the console sends controls as `submitter`; the denoise and LLM servers do not use Kafka.
+kafka_principal_env() {
+    [ "${KAFKA_SECURITY:-plaintext}" = sasl_ssl ] || return 0
+    local principal="$1" kv
+    case "$1" in denoise-server | llm-server) return 0 ;; console) principal=submitter ;; esac
+    while IFS= read -r kv; do export "$kv"; done < <(bash "$ROOT/scripts/kafka.sh" client-env "$principal")
+}
+
 pidfile() { echo "$RUN/$1.pid"; }
 # restarts by its supervisor since the last start (scripts/supervise.sh writes "count rc epoch")
 restarts_of() { [ -f "$RUN/$1.restarts" ] && cut -d' ' -f1 <"$RUN/$1.restarts" || echo 0; }
@@ -88,6 +97,7 @@ start_one() {
         if [ -n "$mport" ] && [ "$name" != console ]; then export METRICS_PORT="$mport"; else unset METRICS_PORT; fi
         [ "$name" != console ] || export CONSOLE_DEV="${CONSOLE_DEV:-true}"
         export PYTHONUNBUFFERED=1 COFI_SERVICE_NAME="$name"
+        kafka_principal_env "$name"
         exec_detached bash "$ROOT/scripts/supervise.sh" "$RUN/$name.restarts" "$PY" -m "$mod" \
             >>"$LOGDIR/$name.log" 2>&1 </dev/null
     ) &

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from confluent_kafka import TopicPartition
 from sqlalchemy import Engine, insert, update
 from typer.testing import CliRunner
 
@@ -28,6 +27,7 @@ from cofi.pipeline.codec import get_codec
 from cofi.pipeline.kafka import make_consumer
 from cofi.pipeline.topics import Topics
 from cofi.settings import STAGE_METRICS_PORTS, Settings, get_settings
+from tests.support.harness import message_count
 
 RULES = """\
 - id: disclosure
@@ -83,15 +83,6 @@ def _consume(settings: Settings, topic: str, n: int, timeout_s: float = 30.0) ->
     finally:
         consumer.close()
     return out
-
-
-def _message_count(settings: Settings, topic: str) -> int:
-    consumer = make_consumer(settings, f"test-cli-{uuid.uuid4().hex[:8]}")
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
-    finally:
-        consumer.close()
 
 
 def test_submit_sends_batch_start_by_manifest_and_inline(cli: CliRunner, settings: Settings, tmp_path: Path) -> None:
@@ -155,8 +146,8 @@ def test_invalid_input_exits_2_and_sends_nothing(cli: CliRunner, settings: Setti
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
     topics = Topics(settings.topic_prefix)
-    assert _message_count(settings, topics.batch_start) == 0
-    assert _message_count(settings, topics.batch_control) == 0
+    assert message_count(settings, topics.batch_start) == 0
+    assert message_count(settings, topics.batch_control) == 0
 
 
 def test_control_commands_send_batch_control(cli: CliRunner, settings: Settings, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def _module_file(module: str) -> Path | None:
 
 
 def test_every_service_is_defined(compose: dict[str, Any]) -> None:
-    expected = {"kafka", "mysql", "topic-init", "prometheus", "grafana", *COFI_SERVICES, *SERVERS}
+    expected = {"kafka", "mysql", "db-roles", "topic-init", "prometheus", "grafana", *COFI_SERVICES, *SERVERS}
     assert expected <= set(compose["services"])
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:")
     assert compose["services"]["mysql"]["image"].startswith("mysql:8")
@@ -97,3 +97,30 @@ def test_grafana_dashboard_is_provisioned() -> None:
         assert metric in exprs, metric
     assert "histogram_quantile(0.95" in exprs
     assert {t["datasource"]["uid"] for p in dash["panels"] for t in p["targets"]} == {uid}
+
+
+def test_kafka_and_mysql_are_not_published_and_other_ports_are_local(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "ports" not in services["kafka"] and "ports" not in services["mysql"]
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_secrets_come_from_the_env_file_without_defaults(compose: dict[str, Any]) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"\$\{([A-Z_]+)", text))
+    example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+    assert used <= set(example), f"not in .env.example: {used - set(example)}"
+    secrets = {v for v in used if v != "CALLS_DIR"}
+    for var in secrets:
+        assert example[var] == "", f".env.example gives {var} a value"
+        assert all(m == ":?" for m in re.findall(rf"\$\{{{var}(:\?|:-|-|\}})", text)), f"{var} has a default"
+    assert compose["services"]["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert "cofi:cofi@" not in text and "MYSQL_PASSWORD" not in text
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+    assert compose["services"]["tracker"]["environment"]["DATABASE_URL"].startswith("mysql+pymysql://cofi_tracker:")
+    assert compose["services"]["topic-init"]["environment"]["DATABASE_MIGRATE_URL"].startswith(
+        "mysql+pymysql://cofi_migrate:")
+    assert compose["services"]["console"]["environment"]["DATABASE_URL"].startswith("mysql+pymysql://cofi_reader:")

@@ -120,25 +120,6 @@ class Questionnaire(BaseModel):
         return load_questionnaire(text)
 
 
-def as_path(source: str | Path, error: type[Exception] = FileNotFoundError) -> Path | None:
-    """`source` as a file to read, or None when it is inline YAML/JSON text (shared with rules)."""
-    if isinstance(source, Path):
-        if not source.is_file():
-            raise error(f"file not found: {source}")
-        return source
-    if "\n" in source or source.lstrip().startswith(("{", "[")):
-        return None
-    path = Path(source)
-    try:
-        if path.is_file():
-            return path
-    except OSError:
-        return None
-    if path.suffix.lower() in (".yaml", ".yml", ".json"):
-        raise error(f"file not found: {path}")
-    return None
-
-
 def _parse_text(text: str) -> Any:
     try:
         return yaml.safe_load(text)  # YAML is a superset of JSON
@@ -147,17 +128,18 @@ def _parse_text(text: str) -> Any:
 
 
 def load_questionnaire(source: str | Path | Mapping[str, Any]) -> Questionnaire:
-    """From a path, YAML/JSON text or a mapping; raises QuestionnaireError with the reason."""
+    """From a file (a Path), YAML/JSON text (a str: always content, never read as a path, so an
+    event cannot make a stage read a file) or a mapping; QuestionnaireError with the reason."""
     origin = "questionnaire"
     if isinstance(source, Mapping):
         data: Any = dict(source)
+    elif isinstance(source, Path):
+        if not source.is_file():
+            raise QuestionnaireError(f"file not found: {source}")
+        origin = str(source)
+        data = _parse_text(source.read_text(encoding="utf-8"))
     else:
-        path = as_path(source, QuestionnaireError)
-        if path is not None:
-            origin, text = str(path), path.read_text(encoding="utf-8")
-        else:
-            text = str(source)
-        data = _parse_text(text)
+        data = _parse_text(source)
     if isinstance(data, list):
         data = {"questions": data}
     if not isinstance(data, dict):

@@ -6,6 +6,7 @@ database, with `passthrough` engines unless told otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -63,8 +64,29 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
         "LOG_FILE_START_EVENTS": str(settings.log_file_start_events).lower(),
         "PROGRESS_UPDATE_INTERVAL": str(settings.progress_update_interval),
     })
+    env.update(security_env(settings))
     env.update(extra)
     return env
+
+
+def security_env(settings: Settings) -> dict[str, str]:
+    """The security settings a child process needs (never the parent's own Kafka credentials: each
+    service logs in as its own principal, see `principal_env`)."""
+    env = {"KAFKA_SECURITY_PROTOCOL": settings.kafka_security_protocol,
+           "KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+           "KAFKA_SSL_ENDPOINT_IDENTIFICATION": settings.kafka_ssl_endpoint_identification}
+    if settings.kafka_ssl_ca_location is not None:
+        env["KAFKA_SSL_CA_LOCATION"] = str(settings.kafka_ssl_ca_location)
+    if settings.audio_roots:
+        env["AUDIO_ROOTS"] = json.dumps([str(r) for r in settings.audio_roots])
+    return env
+
+
+def principal_env(secrets_dir: Path | None, principal: str) -> dict[str, str]:
+    """KAFKA_SASL_USERNAME/_PASSWORD_FILE of `principal` from a folder of `<name>.password` files."""
+    if secrets_dir is None:
+        return {}
+    return {"KAFKA_SASL_USERNAME": principal, "KAFKA_SASL_PASSWORD_FILE": str(secrets_dir / f"{principal}.password")}
 
 
 class ServiceProcess:
@@ -112,8 +134,9 @@ class Pipeline:
     """
 
     def __init__(self, settings: Settings, log_dir: Path, extra_env: dict[str, dict[str, str]] | None = None,
-                 **common_env: str) -> None:
+                 kafka_secrets: Path | None = None, **common_env: str) -> None:
         self.settings = settings
+        self.kafka_secrets = kafka_secrets  # <principal>.password files: each service logs in as itself
         self.log_dir = log_dir
         self.extra_env = extra_env or {}
         self.common_env = {**{f"{s.upper()}_ENGINE": "passthrough" for s in STAGES}, **common_env}
@@ -127,7 +150,7 @@ class Pipeline:
     def start(self, *names: str, **env: str) -> Pipeline:
         for name in names or SERVICES:
             self.starts[name] += 1
-            proc_env = {**self.common_env, **self.extra_env.get(name, {}), **env,
+            proc_env = {**principal_env(self.kafka_secrets, name), **self.common_env, **self.extra_env.get(name, {}), **env,
                         "WORKER_INSTANCE": f"{name}-i", "WORKER_ID": self.worker_id(name)}
             self.procs[name] = ServiceProcess(name, self.settings, self.log_dir, **proc_env).start()
         return self

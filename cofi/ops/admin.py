@@ -10,6 +10,8 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -17,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from cofi.errors import EXIT_NOT_COMPLETED, EXIT_OK, AdminError
 from cofi.logs import setup_logging
+from cofi.pipeline.kafka import ConnectErrors, client_config
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings, get_settings
 
@@ -25,26 +28,30 @@ log = logging.getLogger("cofi.ops.admin")
 BATCH_START_MAX_BYTES = 16 * 1024 * 1024  # a 10,000-file manifest fits in one BatchStart
 
 
-def _admin_client(settings: Settings, timeout_s: float):
+def _admin_client(settings: Settings, timeout_s: float) -> tuple[Any, ConnectErrors]:
     from confluent_kafka.admin import AdminClient
 
-    return AdminClient({
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+    errors = ConnectErrors(settings)
+    admin = AdminClient(client_config(settings, **{
         "socket.connection.setup.timeout.ms": int(timeout_s * 1000),
         "socket.timeout.ms": int(timeout_s * 1000),
         "log_level": 2,  # connection failures surface as AdminError, not as a stream of FAIL lines
         "logger": logging.getLogger("cofi.ops.admin.rdkafka"),
-    })
+        "error_cb": errors,
+    }))
+    return admin, errors
 
 
-def _existing_topics(admin, settings: Settings, timeout_s: float) -> set[str]:
+def _existing_topics(admin, errors: ConnectErrors, settings: Settings, timeout_s: float) -> set[str]:
     from confluent_kafka import KafkaException
 
     try:
         return set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
+        why = errors.reason(admin)
         raise AdminError(
-            f"Kafka broker at {settings.kafka_bootstrap_servers} unreachable within {timeout_s:.0f}s: {exc}"
+            f"Kafka broker at {settings.kafka_bootstrap_servers} unreachable within {timeout_s:.0f}s: "
+            f"{why or exc}"
         ) from exc
 
 
@@ -62,8 +69,8 @@ def ensure_topics(settings: Settings, *, partitions: int | None = None, timeout_
     from confluent_kafka.admin import NewTopic
 
     topics = Topics(settings.topic_prefix)
-    admin = _admin_client(settings, timeout_s)
-    existing = _existing_topics(admin, settings, timeout_s)
+    admin, errors = _admin_client(settings, timeout_s)
+    existing = _existing_topics(admin, errors, settings, timeout_s)
     configs = topic_configs(topics)
     missing = [t for t in topics.all() if t not in existing]
     if not missing:
@@ -115,8 +122,8 @@ def delete_topics(settings: Settings, names: Iterable[str] | None = None, *, tim
     from confluent_kafka import KafkaException
 
     topics = list(names) if names is not None else Topics(settings.topic_prefix).all()
-    admin = _admin_client(settings, timeout_s)
-    existing = _existing_topics(admin, settings, timeout_s)
+    admin, errors = _admin_client(settings, timeout_s)
+    existing = _existing_topics(admin, errors, settings, timeout_s)
     doomed = [t for t in topics if t in existing]
     if not doomed:
         return
@@ -127,13 +134,43 @@ def delete_topics(settings: Settings, names: Iterable[str] | None = None, *, tim
             log.warning("cannot delete topic %s: %s", name, exc)
 
 
-def create_database(url: str, *, connect_timeout_s: int = 10) -> bool:
+def kafka_security(settings: Settings, secrets_dir: Path, *, prefix: str | None = None,
+                   timeout_s: float = 15.0) -> tuple[list[str], int]:
+    """SCRAM users for every cofi principal and the ACLs of the topic prefix; run as the admin principal."""
+    from cofi.pipeline import acls
+
+    admin, errors = _admin_client(settings, timeout_s)
+    _existing_topics(admin, errors, settings, timeout_s)  # a clear AdminError when unreachable or refused
+    users = acls.ensure_users(admin, secrets_dir, timeout_s=timeout_s)
+    return users, acls.apply_acls(admin, prefix or settings.topic_prefix, timeout_s)
+
+
+def db_roles(settings: Settings, secrets_dir: Path | None, *, host: str = "%", require_ssl: bool = False) -> dict[str, str]:
+    """The migrate/tracker/reader users (`cofi.ops.dbroles`), made over DATABASE_URL (a DBA's account)."""
+    from cofi.db import tls_args
+    from cofi.ops.dbroles import ROLES, provision
+
+    url = make_url(settings.database_url)
+    admin = create_engine(url.set(database=""), connect_args={"connect_timeout": 10, **tls_args(settings)})
+    try:
+        urls = provision(admin, url.database or "cofi", secrets_dir, host=host, require_ssl=require_ssl)
+    except OperationalError as exc:
+        raise AdminError(f"cannot create the database users: {exc.orig}") from exc
+    finally:
+        admin.dispose()
+    for r in ROLES:
+        log.info("%s=%s", r.setting, make_url(urls[r.role]).render_as_string(hide_password=True))
+    return urls
+
+
+def create_database(url: str, *, connect_timeout_s: int = 10, connect_args: dict[str, Any] | None = None) -> bool:
     """Create the database named in `url` if it is missing; True when created."""
     parsed = make_url(url)
     name = parsed.database
     if not name:
         raise AdminError(f"DATABASE_URL names no database: {parsed.render_as_string(hide_password=True)}")
-    server = create_engine(parsed.set(database=""), connect_args={"connect_timeout": connect_timeout_s})
+    server = create_engine(parsed.set(database=""),
+                           connect_args={"connect_timeout": connect_timeout_s, **(connect_args or {})})
     try:
         with server.connect() as conn:
             exists = conn.execute(
@@ -154,20 +191,25 @@ def create_database(url: str, *, connect_timeout_s: int = 10) -> bool:
 
 def migrate_database(settings: Settings, revision: str = "head") -> None:
     """Create the database if needed and upgrade it to `revision`."""
-    from cofi.db import migrate
+    from cofi.db import migrate, role_url, tls_args
 
-    if create_database(settings.database_url):
-        log.info("created database %s", make_url(settings.database_url).database)
+    url = role_url(settings, "migrate")
+    if create_database(url, connect_args=tls_args(settings)):
+        log.info("created database %s", make_url(url).database)
     try:
-        migrate(settings.database_url, revision)
+        migrate(url, revision, tls_args(settings))
     except OperationalError as exc:
         raise AdminError(f"migration failed: {exc.orig}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cofi.ops.admin", description=__doc__)
-    parser.add_argument("command", choices=["init", "topics", "migrate"])
+    parser.add_argument("command", choices=["init", "topics", "migrate", "kafka-security", "db-roles"])
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the broker")
+    parser.add_argument("--secrets", type=Path, help="kafka-security, db-roles: folder of <name>.password files "
+                        "(missing ones are made)")
+    parser.add_argument("--require-ssl", action="store_true", help="db-roles: the users may only connect over TLS")
+    parser.add_argument("--host", default="%", help="db-roles: host pattern of the users (default %%)")
     args = parser.parse_args(argv)
     setup_logging()
     settings = get_settings()
@@ -178,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("init", "topics"):
             created = ensure_topics(settings, timeout_s=args.timeout)
             log.info("topics ready (%d created) under prefix %r", len(created), settings.topic_prefix)
+        if args.command == "kafka-security" and args.secrets is None:
+            parser.error("kafka-security needs --secrets DIR")
+        if args.command == "db-roles":
+            db_roles(settings, args.secrets, host=args.host, require_ssl=args.require_ssl)
+        if args.command == "kafka-security":
+            users, n = kafka_security(settings, args.secrets, timeout_s=args.timeout)
+            log.info("SCRAM users %s; %d ACLs for prefix %r", ", ".join(users), n, settings.topic_prefix)
     except AdminError as exc:
         log.error("%s", exc)
         return EXIT_NOT_COMPLETED

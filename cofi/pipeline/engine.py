@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cofi.errors import PermanentError, TransientError
+from cofi.pipeline.paths import artifact_dir
 from cofi.settings import Settings
 
 __all__ = ["Engine", "PermanentError", "StageContext", "StageOutput", "TransientError"]
@@ -30,7 +31,7 @@ class StageContext:
     @property
     def artifact_dir(self) -> Path:
         """ARTIFACT_ROOT/<batchId>/<fileId>: deterministic, so a retry overwrites."""
-        d = Path(self.settings.artifact_root) / str(self.batch_id) / self.file_id
+        d = artifact_dir(self.settings.artifact_root, self.batch_id, self.file_id)  # PathRefused if it escapes
         d.mkdir(parents=True, exist_ok=True)
         return d
 

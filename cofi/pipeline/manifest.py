@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cofi.errors import ManifestError
+from cofi.errors import ManifestError, PathRefused
+from cofi.pipeline.paths import AudioRoots, check_text
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".mp3", ".ogg"})
 FILE_COLUMN = "file"
@@ -41,14 +42,19 @@ def is_audio(path: str | Path) -> bool:
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
-def read_manifest(path: str | Path) -> list[FileSpec]:
-    """Expand `path` into FileSpecs; raise ManifestError on anything unusable."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise ManifestError(f"manifest {p} does not exist")
-    p = p.absolute()
+def read_manifest(path: str | Path, roots: AudioRoots | None = None) -> list[FileSpec]:
+    """Expand `path` into FileSpecs; raise ManifestError on anything unusable, or outside `roots`."""
+    roots = roots or AudioRoots()
+    try:
+        check_text(os.fspath(path), "manifest")
+        p = Path(path)
+        if not p.exists():
+            raise ManifestError(f"manifest {p} does not exist")
+        p = Path(roots.confine(p.absolute(), "manifest"))
+    except PathRefused as exc:
+        raise ManifestError(str(exc)) from None
     if p.is_dir():
-        return _read_directory(p)
+        return _read_directory(p, roots)
     suffix = p.suffix.lower()
     if suffix in AUDIO_EXTENSIONS:
         return [FileSpec(os.path.normpath(p))]
@@ -61,7 +67,7 @@ def read_manifest(path: str | Path) -> list[FileSpec]:
             f"{p}: unsupported manifest type {suffix or '(no extension)'!r}; "
             f"use a directory, .csv, .json or an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})"
         )
-    return _to_specs(p, rows)
+    return _to_specs(p, rows, roots)
 
 
 def missing_files(specs: Iterable[FileSpec]) -> list[str]:
@@ -69,13 +75,16 @@ def missing_files(specs: Iterable[FileSpec]) -> list[str]:
     return [s.file for s in specs if not os.path.isfile(s.file)]
 
 
-def _read_directory(root: Path) -> list[FileSpec]:
+def _read_directory(root: Path, roots: AudioRoots) -> list[FileSpec]:
     files: list[str] = []
     for dirpath, _dirs, names in os.walk(root):
         files.extend(os.path.join(dirpath, n) for n in names if os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS)
     if not files:
         raise ManifestError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this directory")
-    return [FileSpec(os.path.normpath(f)) for f in sorted(files)]
+    try:  # a symlink in the folder may point anywhere
+        return [FileSpec(roots.confine(f, "directory entry")) for f in sorted(files)]
+    except PathRefused as exc:
+        raise ManifestError(f"{root}: {exc}") from None
 
 
 def _read_text(p: Path) -> str:
@@ -132,7 +141,7 @@ def _load_json(p: Path) -> list[tuple[int, dict[str, Any]]]:
     return rows
 
 
-def _to_specs(p: Path, rows: list[tuple[int, dict[str, Any]]]) -> list[FileSpec]:
+def _to_specs(p: Path, rows: list[tuple[int, dict[str, Any]]], roots: AudioRoots) -> list[FileSpec]:
     if not rows:
         raise ManifestError(f"{p}: empty manifest (no rows)")
     what = "row" if p.suffix.lower() == ".csv" else "item"
@@ -143,7 +152,11 @@ def _to_specs(p: Path, rows: list[tuple[int, dict[str, Any]]]) -> list[FileSpec]
         raw = row.get(FILE_COLUMN)
         if not isinstance(raw, str) or not raw.strip():
             raise ManifestError(f"{p}: {what} {n}: empty or non-text {FILE_COLUMN!r}")
-        f = os.path.normpath(os.path.join(base, os.path.expanduser(raw.strip())))
+        try:
+            check_text(raw.strip(), FILE_COLUMN)
+            f = roots.confine(os.path.join(base, raw.strip()), FILE_COLUMN)
+        except PathRefused as exc:
+            raise ManifestError(f"{p}: {what} {n}: {exc}") from None
         if f in seen:
             raise ManifestError(f"{p}: {what} {n}: duplicate file {raw.strip()!r} (first at {what} {seen[f]})")
         seen[f] = n

@@ -20,13 +20,14 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from cofi.errors import DecodeError, PermanentError, ResultError, TransientError
+from cofi.errors import DecodeError, PathRefused, PermanentError, ResultError, TransientError
 from cofi.pipeline import events
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.control import CancelWatcher
 from cofi.pipeline.engine import Engine, StageContext, StageOutput
 from cofi.pipeline.kafka import instance_name
 from cofi.pipeline.metrics import CachedHealth, StageMetrics
+from cofi.pipeline.paths import AudioRoots, confine_event
 from cofi.pipeline.service import ServiceLoop, first_offsets
 from cofi.pipeline.stages import DONE
 from cofi.pipeline.stages import stage as stage_spec
@@ -76,6 +77,7 @@ class StageWorker(ServiceLoop):
         self.processed_total = 0
         self.cancels = CancelWatcher(settings, self.codec)
         self.engine_health = CachedHealth(engine.health, settings.engine_health_interval_s)
+        self.audio_roots = AudioRoots.of(settings)
 
     # ---- the service loop's hooks --------------------------------------------------------
 
@@ -232,6 +234,10 @@ class StageWorker(ServiceLoop):
         if self.stage not in event["stages"]:
             return self._failed(msg, raw, event, "RoutingError",
                                 f"stage {self.stage} is not in the file's plan {event['stages']}", attempts=0)
+        try:
+            confine_event(event, self.audio_roots, self.settings.artifact_root)
+        except PathRefused as exc:
+            return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts=0)
         if event["results"].get(self.stage) is not None:
             return Handled(msg, [self._forward(event)], outcome="forwarded")
         return self._run_engine(msg, raw, event)

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from cofi.db import make_engine
+from cofi.db import engine_for
 from cofi.settings import Settings
 from services.console import call_pages, pages
 from services.console.auth import LOGIN_COOKIE, SESSION_COOKIE, build_auth, check_csrf
@@ -49,7 +49,7 @@ def _wants_html(request: Request) -> bool:
 def create_app(settings: Settings) -> FastAPI:
     """A console app for these settings; ConsoleConfigError when auth is not configured."""
     auth = build_auth(settings)
-    console = Console(settings, make_engine(settings.database_url, connect_args={"connect_timeout": 5}),
+    console = Console(settings, engine_for(settings, "reader", connect_args={"connect_timeout": 5}),
                       auth, make_templates(), ConsoleMetrics())
 
     @asynccontextmanager

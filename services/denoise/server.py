@@ -1,8 +1,10 @@
 """`python -m services.denoise.server`: the denoise HTTP server on DENOISE_PORT (default 5010).
 
 POST /denoise with a WAV/FLAC body -> 200 audio/wav (cleaned, same rate and channels) with
-header X-Noise-Reduction-Db; 400 for a body that is not audio, 413 when too large.
+header X-Noise-Reduction-Db; 400 for a body that is not audio or a negative Content-Length, 411 without
+one, 413 when larger than SERVER_MAX_BODY_MB, 503 when SERVER_THREADS requests already run.
 GET /healthz -> 200 "ok". Runs the same spectral gating as the in-process engine.
+Listens on DENOISE_HOST (127.0.0.1) unless --host says otherwise; drops clients silent for SERVER_TIMEOUT_S.
 """
 
 from __future__ import annotations
@@ -11,21 +13,22 @@ import argparse
 import logging
 import signal
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from cofi.audio.io import read_wav_bytes, wav_bytes
 from cofi.errors import PermanentError
+from cofi.httpguard import BodyRefused, BoundedHTTPServer, body_length
 from cofi.logs import setup_logging
 from cofi.settings import Settings
 from services.denoise.spectral import denoise
 
 log = logging.getLogger("cofi.denoise.server")
-MAX_BODY = 2 << 30  # 2 GiB: about 4 h of 16 kHz stereo PCM16 and then some
 
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "cofi-denoise/1"
     protocol_version = "HTTP/1.1"
+    server: BoundedHTTPServer
 
     def _reply(self, code: int, body: bytes, ctype: str = "text/plain", headers: dict[str, str] | None = None) -> None:
         self.send_response(code)
@@ -46,12 +49,17 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/denoise":
             self._reply(404, b"not found")
             return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self.close_connection = True
-            self._reply(413, f"body of {length} bytes exceeds {MAX_BODY}".encode())
+        try:
+            length = body_length(self.headers.get("Content-Length"), self.server.max_body,
+                                 "chunked" in (self.headers.get("Transfer-Encoding") or "").lower())
+        except BodyRefused as exc:
+            self.close_connection = True  # the unread body must not be taken for the next request
+            self._reply(exc.status, str(exc).encode())
             return
         body = self.rfile.read(length)
+        if len(body) < length:  # the client went away (or timed out) mid-body
+            self.close_connection = True
+            return
         try:
             samples, sr = read_wav_bytes(body, what="request body")
         except PermanentError as exc:
@@ -72,12 +80,12 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     settings = Settings()
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--host", default="0.0.0.0")
+    ap.add_argument("--host", default=settings.denoise_host, help="interface (default DENOISE_HOST, 127.0.0.1)")
     ap.add_argument("--port", type=int, default=settings.denoise_port)
     args = ap.parse_args()
     setup_logging()
-    httpd = ThreadingHTTPServer((args.host, args.port), Handler)
-    httpd.daemon_threads = True
+    httpd = BoundedHTTPServer((args.host, args.port), Handler, threads=settings.server_threads,
+                              timeout_s=settings.server_timeout_s, max_body=settings.server_max_body_mb << 20)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
     log.info("denoise server listening on %s:%d", args.host, args.port)
     try:

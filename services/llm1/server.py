@@ -3,8 +3,8 @@
 Serves the model named by LLM_MODEL from the local catalog (`cofi.models.llm`: Qwen2.5-Coder
 1.5B Instruct by default, 0.5B as the fast option), assembled by `make bootstrap` under
 MODEL_CACHE_DIR, on the host/port of LLM_BASE_URL (127.0.0.1 unless told otherwise), under the
-name LLM_MODEL. The process execs into the server, so signals reach it directly.
-Ready = `GET /v1/models` answers.
+name LLM_MODEL, in this process (uvicorn): at most SERVER_THREADS requests at once (503 beyond), request
+bodies bounded by `cofi.httpguard.BodyLimit`, LLM_API_KEY required when set. Ready = `GET /v1/models` answers.
 """
 
 from __future__ import annotations
@@ -16,33 +16,34 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from cofi.httpguard import BodyLimit
 from cofi.models.llm import ModelError, lookup, model_path
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def server_argv(settings: Settings, model: Path, *, chat_format: str, n_ctx: int, host: str | None = None,
-                port: int | None = None) -> list[str]:
-    """The llama_cpp.server command line for these settings."""
-    url = urlparse(settings.llm_base_url)
+def build_app(settings: Settings, model: Path, *, chat_format: str, n_ctx: int) -> BodyLimit:
+    """llama-cpp-python's OpenAI-compatible app for these settings, behind the body and time limits."""
+    from llama_cpp.server.app import create_app
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
     threads = settings.llm_server_threads or max(1, (os.cpu_count() or 2))
-    return [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(model),
-        "--model_alias", settings.llm_model,
-        "--host", host or url.hostname or "127.0.0.1",
-        "--port", str(port or url.port or 8080),
-        "--n_ctx", str(n_ctx),
-        "--chat_format", chat_format,
-        "--n_threads", str(threads),
-        "--n_threads_batch", str(threads),
-        # one request at a time, and a RAM cache of prompt states: every check of one question shares
-        # the prefix "system prompt + question", which is then evaluated once, across calls too.
-        "--interrupt_requests", "False",
-        "--cache", str(settings.llm_server_cache), "--cache_type", "ram", "--cache_size", str(1 << 30),
-        "--verbose", "False",
-    ]
+    key = settings.llm_api_key if settings.llm_api_key not in ("", "none") else None  # LLM_API_KEY set: required
+    # one request at a time, and a RAM cache of prompt states: every check of one question shares the
+    # prefix "system prompt + question", which is then evaluated once, across calls too.
+    server = ServerSettings(interrupt_requests=False, api_key=key)
+    models = [ModelSettings(model=str(model), model_alias=settings.llm_model, n_ctx=n_ctx, chat_format=chat_format,
+                            n_threads=threads, n_threads_batch=threads, verbose=False,
+                            cache=settings.llm_server_cache, cache_type="ram", cache_size=1 << 30)]
+    return BodyLimit(create_app(server_settings=server, model_settings=models), settings.server_max_body_mb << 20,
+                     settings.server_timeout_s)
+
+
+def listen_address(settings: Settings, host: str | None, port: int | None) -> tuple[str, int]:
+    """--host/--port, else the host and port of LLM_BASE_URL (127.0.0.1:8080 when it names none)."""
+    url = urlparse(settings.llm_base_url)
+    return host or url.hostname or "127.0.0.1", port or url.port or 8080
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,11 +62,15 @@ def main(argv: list[str] | None = None) -> None:
     except ModelError as exc:
         log.error("%s", exc)
         sys.exit(2)
-    cmd = server_argv(settings, path, chat_format=args.chat_format or (entry.chat_format if entry else "chatml"),
-                      n_ctx=args.n_ctx or (entry.n_ctx if entry else 8192), host=args.host, port=args.port)
-    log.info("exec %s", " ".join(cmd))
-    sys.stdout.flush()
-    os.execv(cmd[0], cmd)
+    import uvicorn
+
+    app = build_app(settings, path, chat_format=args.chat_format or (entry.chat_format if entry else "chatml"),
+                    n_ctx=args.n_ctx or (entry.n_ctx if entry else 8192))
+    host, port = listen_address(settings, args.host, args.port)
+    log.info("serving %s as %s on %s:%d (at most %d requests at once)", path.name, settings.llm_model, host, port,
+             settings.server_threads)
+    uvicorn.run(app, host=host, port=port, limit_concurrency=settings.server_threads, timeout_keep_alive=5,
+                log_level="warning")
 
 
 if __name__ == "__main__":

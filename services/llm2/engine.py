@@ -16,7 +16,7 @@ from cofi.audit import prompts
 from cofi.audit.formats import IntField, LinesFormat, WordField
 from cofi.audit.llm_client import LlmClient
 from cofi.audit.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
-from cofi.audit.rules import Rule, RulesError, evaluate, load_rules, rule_names
+from cofi.audit.rules import BoundedEvaluator, Rule, RulesError, load_rules, rule_names
 from cofi.audit.transcript import by_number, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.results import Llm1Result, SttResult
@@ -62,6 +62,7 @@ class Llm2Engine(Engine):
         self.settings = settings
         self._client = client
         self._lock = threading.Lock()
+        self.rules_eval = BoundedEvaluator(settings.rule_eval_timeout_s, settings.rule_eval_memory_mb)
 
     def _llm(self) -> LlmClient:
         with self._lock:
@@ -85,7 +86,7 @@ class Llm2Engine(Engine):
                            {q.id for q in questionnaire.questions})
         rule_results = []
         for rule in rules.rules:
-            passed, reason = evaluate(rule, names) if rule.when is not None else self._judge(rule, stt)
+            passed, reason = self.rules_eval.evaluate(rule, names) if rule.when is not None else self._judge(rule, stt)
             rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
                                  "severity": rule.severity, "reason": reason})
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
@@ -106,6 +107,7 @@ class Llm2Engine(Engine):
             f" (line {cited.number}: {cited.quote[:160]})" if cited else "")
 
     def close(self) -> None:
+        self.rules_eval.close()
         with self._lock:
             if self._client is not None:
                 self._client.close()

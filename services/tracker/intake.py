@@ -14,11 +14,13 @@ from typing import Any
 from sqlalchemy import Connection
 
 from cofi.audit.instruments import InstrumentError, default_master, master_of
+from cofi.audit.rules import RulesError, load_rules
 from cofi.audit.trades import TradeFileError, map_trades
-from cofi.errors import BatchRejected, ManifestError, UnknownStageError
+from cofi.errors import BatchRejected, ManifestError, PathRefused, UnknownStageError
 from cofi.pipeline import events
 from cofi.pipeline.codec import Codec
 from cofi.pipeline.manifest import read_manifest
+from cofi.pipeline.paths import AudioRoots, confine_batch
 from cofi.pipeline.stages import STAGES, empty_results
 from cofi.pipeline.topics import Topics, first_stage, stage_plan
 from cofi.pipeline.transactions import Outgoing
@@ -85,11 +87,17 @@ class Intake:
             plan = stage_plan(start.get("skip") or [])
         except UnknownStageError as exc:
             raise BatchRejected(str(exc)) from exc
+        roots = AudioRoots.of(self.settings)
+        try:
+            confine_batch(start, roots)
+            load_rules(start.get("rules"))  # the rules' budget, at submit: a costly rule never reaches llm2
+        except (PathRefused, RulesError) as exc:
+            raise BatchRejected(str(exc)) from exc
         files: list[tuple[str, dict[str, str]]] = [(f["file"], dict(f.get("metadata") or {}))
                                                    for f in start.get("files") or []]
         if start.get("manifest"):
             try:
-                files += [(s.file, dict(s.metadata)) for s in read_manifest(start["manifest"])]
+                files += [(s.file, dict(s.metadata)) for s in read_manifest(start["manifest"], roots)]
             except ManifestError as exc:
                 raise BatchRejected(f"manifest {start['manifest']}: {exc}") from exc
             except OSError as exc:

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from cofi.db import make_engine
+from cofi.db import engine_for
 from cofi.errors import DecodeError
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.kafka import instance_name
@@ -66,7 +66,7 @@ class Tracker(ServiceLoop):
                          serve_metrics=serve_metrics)
         self.codec = codec or get_codec()
         self.topics = Topics(settings.topic_prefix)
-        self.db = make_engine(settings.database_url)
+        self.db = engine_for(settings, "tracker")
         self.log_rules = LogRules(file_start=settings.log_file_start_events,
                                   per_file=settings.progress_update_interval <= 1)
         self.progress_cache: dict[tuple[int, int], dict[str, int]] = {}
@@ -74,7 +74,7 @@ class Tracker(ServiceLoop):
         self.last_message_at = time.monotonic()
         self.intake = Intake(settings, self.codec, self.topics, self.group)
         self.recovery = Recovery(settings, self.codec, self.topics, self.group)
-        self.webhooks = WebhookSender(self.db)
+        self.webhooks = WebhookSender(self.db, settings)
 
     # ---- the service loop's hooks ---------------------------------------------------------------
 

@@ -44,7 +44,10 @@ def test_yaml_text_json_text_and_files(tmp_path: Path) -> None:
     p = tmp_path / "q.yaml"
     p.write_text(yaml_text)
     assert load_questionnaire(p).questions[0].id == "greet"
-    assert load_questionnaire(str(p)).questions[0].id == "greet"
+    with pytest.raises(QuestionnaireError, match="expected a mapping"):  # text is content, never a path to read
+        load_questionnaire(str(p))
+    with pytest.raises(QuestionnaireError, match="file not found"):
+        load_questionnaire(tmp_path / "absent.yaml")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -57,7 +60,7 @@ def test_yaml_text_json_text_and_files(tmp_path: Path) -> None:
     ("questions:\n  - {id: 'bad id', text: x}\n", "questions.0.id: String should match pattern"),
     ("questions:\n  - {id: a, text: x, type: speech, speech: {metric: loudness, op: '<', threshold: 1}}\n",
      "questions.0.speech.metric"),
-    ("no_such_file.yaml", "file not found: no_such_file.yaml"),
+    ("no_such_file.yaml", "expected a mapping with `questions`, got str"),
 ])
 def test_malformed_questionnaire_raises_one_clear_error(text: str, message: str) -> None:
     with pytest.raises(QuestionnaireError, match=message):

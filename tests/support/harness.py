@@ -10,13 +10,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from cofi.devtools.pipeline import produce
 from cofi.pipeline import events
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.engine import Engine
-from cofi.pipeline.kafka import consumer_config
+from cofi.pipeline.kafka import consumer_config, make_consumer
 from cofi.pipeline.passthrough import PassthroughEngine
 from cofi.pipeline.stages import empty_results
 from cofi.pipeline.topics import Topics
@@ -68,6 +68,16 @@ class Collector:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def message_count(settings: Settings, topic: str) -> int:
+    """Messages on a topic, all partitions (its end offsets: aborted and committed alike)."""
+    consumer = make_consumer(settings, f"count-{uuid.uuid4().hex[:8]}")
+    try:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
+    finally:
+        consumer.close()
 
 
 def decode_all(name: str, values: list[bytes]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from cofi.devtools.checks import batch_row, rows, stage_state
 from cofi.devtools.pipeline import REPO, wait_for
 from cofi.pipeline.stages import stage
-from tests.support.servers import free_port
+from tests.support.servers import free_port, unavailable
 
 
 def done_files(db: Engine, batch_id: int, name: str) -> set[str]:
@@ -87,6 +87,19 @@ class PrivateServer:
             self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def started(server: PrivateServer) -> Iterator[PrivateServer]:
+    """For a fixture: the server started (unavailable() when it cannot be), removed afterwards."""
+    try:
+        server.start()
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        server.remove()
+        unavailable(f"cannot start a private {server.script} server: {exc}")
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 def _zombie(pid: int) -> bool:

@@ -34,9 +34,9 @@ class Db:
     """Read-only access that reports an unreachable or unmigrated database in one line."""
 
     def __init__(self, settings: Settings) -> None:
-        url = make_url(settings.database_url)
+        url = make_url(db.role_url(settings, "reader"))
         self.where = f"{url.host or 'localhost'}:{url.port or 3306}/{url.database or ''}"
-        self.engine: Engine = db.make_engine(settings.database_url, connect_args={"connect_timeout": 5})
+        self.engine: Engine = db.engine_for(settings, "reader", connect_args={"connect_timeout": 5})
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

@@ -22,6 +22,7 @@ from cofi.ops.cli.watch import exit_for, watch_batch
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.events import new_event_id, now
 from cofi.pipeline.manifest import is_audio, missing_files, read_manifest
+from cofi.pipeline.paths import AudioRoots
 from cofi.pipeline.stages import OPTIONAL_STAGES, STAGES
 from cofi.pipeline.topics import Topics, stage_plan
 from cofi.settings import Settings
@@ -52,9 +53,10 @@ def new_batch_id() -> int:
 
 def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int | None = None,
                      rules: Path | None = None, questionnaire: Path | None = None, trades: Path | None = None,
-                     instruments: Path | None = None, callback: str | None = None,
-                     inline: bool | None = None) -> Submission:
-    """Validate everything locally and build the BatchStart; CliError(2) on any problem."""
+                     instruments: Path | None = None, callback: str | None = None, inline: bool | None = None,
+                     roots: AudioRoots | None = None) -> Submission:
+    """Validate everything locally and build the BatchStart; CliError(2) on any problem (a path outside
+    `roots`, AUDIO_ROOTS, included: the tracker would refuse it the same way)."""
     skipped = parse_skip(skip)
     plan = stage_plan(skipped)
     if batch_id is not None:
@@ -64,7 +66,7 @@ def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int
     if not source.exists():
         raise CliError(f"{source} does not exist (give a directory, a .csv/.json manifest or an audio file)")
     try:
-        specs = read_manifest(source)
+        specs = read_manifest(source, roots)
     except ManifestError as exc:
         raise CliError(str(exc)) from None
     r_json, q_json = load_batch_texts(rules, questionnaire)
@@ -122,7 +124,7 @@ def send_submission(settings: Settings, sub: Submission, console: Console) -> No
 
 def submit_batch(settings: Settings, path: Path, console: Console | None = None, **options: Any) -> Submission:
     """Validate, send the BatchStart and print what happens next (used by `cofi submit` and the demo)."""
-    sub = build_submission(path, **options)
+    sub = build_submission(path, roots=AudioRoots.of(settings), **options)
     send_submission(settings, sub, console or make_console())
     return sub
 
@@ -145,7 +147,8 @@ def submit(ctx: typer.Context,
     """Validate a batch locally, then send its BatchStart."""
     settings = settings_of(ctx)
     sub = build_submission(path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
-                           trades=trades, instruments=instruments, callback=callback, inline=inline)
+                           trades=trades, instruments=instruments, callback=callback, inline=inline,
+                           roots=AudioRoots.of(settings))
     stamp = row_stamp(settings, sub.batch_id) if watch else None  # a re-submitted batch id resumes that batch
     send_submission(settings, sub, make_console())
     if watch:
