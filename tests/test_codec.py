@@ -50,6 +50,10 @@ def full_file_event() -> dict[str, Any]:
                     "speech": {"durationSec": 60.0, "talkTimeAgentSec": 30.0, "talkTimeCustomerSec": 20.0,
                                "talkRatio": 0.6, "silenceRatio": 0.2, "longestSilenceSec": 3.5,
                                "overtalkSec": 1.0, "speechRateWpm": 140.0}},
+            "redact": {**common, "transcriptPath": "/art/redact.json", "text": "AGENT: hello [PERSON_1]",
+                       "outputPath": "/art/redact.wav",
+                       "entities": [{"placeholder": "[PERSON_1]", "type": "PERSON", "mentions": 2, "seconds": 0.8}],
+                       "policy": ["PERSON"], "originalKept": False, "maskedSec": 0.8},
             "llm1": {**common, "model": "gemma-3-270m",
                      "answers": [{"questionId": "q1", "answer": "yes", "evidence": "hello", "source": "llm"}],
                      "tradeChecks": [{"tradeId": "T1", "status": "confirmed", "evidence": "buy 100 infy",
@@ -66,6 +70,7 @@ def full_file_event() -> dict[str, Any]:
         "questionnaire": json.dumps({"questions": [{"id": "q1", "text": "Greeted?"}]}),
         "rules": json.dumps([{"id": "r1", "expr": "answers.q1 == 'Yes'"}]),
         "emitter": "stage", "completedStage": "llm2",
+        "redactPolicy": {"entities": ["ACCOUNT_NUMBER"], "audio": "silence"},
     }
 
 
@@ -75,6 +80,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "files": [{"file": "a.wav", "metadata": {"clientCode": "C042"}}, {"file": "b.wav", "metadata": {}}],
         "manifest": "/data/manifest.csv", "skip": ["denoise"], "questionnaire": "{}", "rules": "[]",
         "trades": [trade()], "callback": "http://127.0.0.1:9/hook", "submittedBy": "ops",
+        "redact": {"entities": ["ACCOUNT_NUMBER", "PERSON"], "audio": "tone"},
     },
     "FileEvent": full_file_event(),
     "FileFailed": {
@@ -117,28 +123,54 @@ def _single_object(schema_path: Path, record: dict[str, Any]) -> bytes:
 
 
 V3_FIELDS = ("emitter", "completedStage")
+V4_FIELDS = ("redactPolicy",)
+
+
+def _before_v4(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as a writer before v4 had it: no redact result, no redaction policy."""
+    old = {k: v for k, v in event.items() if k not in V4_FIELDS}
+    old["results"] = {k: v for k, v in event["results"].items() if k != "redact"}
+    return old
+
+
+def _read_as_v4(old: dict[str, Any]) -> dict[str, Any]:
+    return {**old, "results": {**old["results"], "redact": None}, "redactPolicy": None}
 
 
 def test_v1_file_event_is_read_by_current_reader(codec: Codec) -> None:
-    v1 = full_file_event()
+    v1 = _before_v4(full_file_event())
     for field in ("trades", "questionnaire", "rules", *V3_FIELDS):  # v2 and v3 fields
         del v1[field]
     data = _single_object(SCHEMA_DIR / "history" / "file_event.v1.avsc", v1)
     assert data[2:10] != codec.current["FileEvent"].fingerprint
     name, event = codec.decode(data)
     assert name == "FileEvent"
-    assert event == {**v1, "trades": [], "questionnaire": None, "rules": None, "emitter": None,
-                     "completedStage": None}
+    assert event == _read_as_v4({**v1, "trades": [], "questionnaire": None, "rules": None, "emitter": None,
+                                 "completedStage": None})
 
 
 def test_v2_file_event_without_transition_fields_is_read_with_nulls(codec: Codec) -> None:
     """A FileEvent written before v3 says nothing of its transition: the tracker infers it (tests/test_filestate.py)."""
-    v2 = full_file_event()
+    v2 = _before_v4(full_file_event())
     for field in V3_FIELDS:
         del v2[field]
     data = _single_object(SCHEMA_DIR / "history" / "file_event.v2.avsc", v2)
     assert data[2:10] != codec.current["FileEvent"].fingerprint
-    assert codec.decode_as("FileEvent", data) == {**v2, "emitter": None, "completedStage": None}
+    assert codec.decode_as("FileEvent", data) == _read_as_v4({**v2, "emitter": None, "completedStage": None})
+
+
+def test_v3_file_event_is_read_without_redaction(codec: Codec) -> None:
+    """Events written before the redact stage existed: no redact result, no policy (the batch did not redact)."""
+    v3 = _before_v4(full_file_event())
+    data = _single_object(SCHEMA_DIR / "history" / "file_event.v3.avsc", v3)
+    assert data[2:10] != codec.current["FileEvent"].fingerprint
+    assert codec.decode_as("FileEvent", data) == _read_as_v4(v3)
+
+
+def test_v1_batch_start_is_read_without_redaction(codec: Codec) -> None:
+    v1 = {k: v for k, v in SAMPLES["BatchStart"].items() if k != "redact"}
+    data = _single_object(SCHEMA_DIR / "history" / "batch_start.v1.avsc", v1)
+    assert codec.decode_as("BatchStart", data) == {**v1, "redact": None}
 
 
 def test_unknown_fingerprint(codec: Codec) -> None:
@@ -205,6 +237,24 @@ def test_history_is_kept() -> None:
     assert HISTORY, "schemas/history/ must keep every past version"
 
 
+def _assert_kept(read: Any, written: Any, where: str) -> None:
+    """`read` holds everything `written` held; a nested record may have gained fields, read as null
+    (a stage added to FileEvent.results, like redact in v4)."""
+    if isinstance(written, dict) and isinstance(read, dict):
+        assert set(written) <= set(read), f"{where}: lost {set(written) - set(read)}"
+        for key, value in written.items():
+            _assert_kept(read[key], value, f"{where}.{key}")
+        gained = {k: read[k] for k in set(read) - set(written)}
+        assert all(v is None for v in gained.values()), f"{where}: gained {gained}"
+        return
+    if isinstance(written, list) and isinstance(read, list):
+        assert len(read) == len(written), where
+        for i, (r, w) in enumerate(zip(read, written, strict=True)):
+            _assert_kept(r, w, f"{where}[{i}]")
+        return
+    assert read == written, where
+
+
 @pytest.mark.parametrize("path", HISTORY, ids=[p.name for p in HISTORY])
 def test_history_schema_resolves_into_current(codec: Codec, path: Path) -> None:
     raw = json.loads(path.read_text())
@@ -221,7 +271,7 @@ def test_history_schema_resolves_into_current(codec: Codec, path: Path) -> None:
     dropped = [f["name"] for f in raw["fields"] if f["name"] not in read]
     assert not dropped, f"{path.name}: fields dropped since then (their data would be lost): {dropped}"
     for field in raw["fields"]:  # what the old writer wrote reads back unchanged ...
-        assert read[field["name"]] == record[field["name"]], field["name"]
+        _assert_kept(read[field["name"]], record[field["name"]], field["name"])
     for field in current:  # ... and a field it did not know reads as its default
         if field["name"] not in record:
             assert read[field["name"]] == field["default"], field["name"]

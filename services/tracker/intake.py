@@ -20,6 +20,7 @@ from cofi.pipeline.codec import Codec
 from cofi.pipeline.manifest import read_manifest
 from cofi.pipeline.stages import STAGES, empty_results
 from cofi.pipeline.topics import Topics, first_stage, stage_plan
+from cofi.redaction import PolicyError, checked_policy
 from cofi.pipeline.transactions import Outgoing
 from cofi.settings import Settings
 from services.tracker import store
@@ -35,6 +36,8 @@ def content_hash(files: list[tuple[str, dict[str, str]]], plan: list[str], start
     doc = {"files": sorted([f, sorted(m.items())] for f, m in files), "plan": plan,
            "questionnaire": start.get("questionnaire"), "rules": start.get("rules"),
            "trades": sorted(t["tradeId"] for t in start.get("trades") or [])}
+    if start.get("redact") is not None:  # only then: the hashes of batches submitted before v2 stay the same
+        doc["redact"] = start["redact"]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -77,8 +80,9 @@ class Intake:
 
     def _expand(self, start: dict[str, Any]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
         try:
-            plan = stage_plan(start.get("skip") or [])
-        except UnknownStageError as exc:
+            policy = checked_policy(start.get("redact"))
+            plan = stage_plan(start.get("skip") or [], enable=["redact"] if policy is not None else [])
+        except (UnknownStageError, PolicyError) as exc:
             raise BatchRejected(str(exc)) from exc
         files: list[tuple[str, dict[str, str]]] = [(f["file"], dict(f.get("metadata") or {}))
                                                    for f in start.get("files") or []]
@@ -140,7 +144,7 @@ class Intake:
                 "audioPath": call["file"], "currentAudio": call["file"], "stages": plan, "generation": 0,
                 "metadata": call["metadata"], "emittedAt": events.now(), "results": empty_results(),
                 "trades": mapping.by_file.get(call["fileId"], []), "questionnaire": start.get("questionnaire"),
-                "rules": start.get("rules"),
+                "rules": start.get("rules"), "redactPolicy": checked_policy(start.get("redact")),
             }
             em = emission(self.codec, self.topics, event, first, 0)
             out.append(em)

@@ -1,0 +1,163 @@
+"""Synthetic calls that speak known PII, for the redact stage's recall and precision measures.
+
+A PII call is a short agent/customer dialogue (rendered by `cofi.devtools.synth.make_call`) in
+which the customer states a client code, an account number, a card number, a PAN-style ID, a date
+of birth, a phone number, an email address and their name, and places one trade whose symbol,
+side, quantity and price must survive redaction. `PiiCall.items` is the ground truth: each
+entity's type, its canonical value (digits for digit-based types) and the words it was spoken as.
+Digits are written one by one ("4 5 6 7") or as words ("four five six seven"), so espeak-ng reads
+them digit by digit as a client would. Everything is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cofi.devtools.synth import AGENT, CUSTOMER, CallTruth, make_call
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+FIRST_NAMES = ("Michael", "Anna", "Robert", "Linda", "James", "Emma", "David", "Sarah", "Thomas", "Maria",
+               "Daniel", "Laura", "Richard", "Susan", "Charles", "Karen")
+LAST_NAMES = ("Brown", "Smith", "Miller", "Davis", "Wilson", "Taylor", "Johnson", "Anderson", "Moore",
+              "Jackson", "Martin", "Thompson", "Garcia", "Clark", "Lewis", "Walker")
+AGENTS = ("John", "Peter", "Helen", "Mark")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+            "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
+            "eighteenth", "nineteenth", "twentieth", "twenty first", "twenty second", "twenty third",
+            "twenty fourth", "twenty fifth", "twenty sixth", "twenty seventh", "twenty eighth")
+YEARS = {1961: "nineteen sixty one", 1968: "nineteen sixty eight", 1972: "nineteen seventy two",
+         1975: "nineteen seventy five", 1979: "nineteen seventy nine", 1983: "nineteen eighty three",
+         1986: "nineteen eighty six", 1990: "nineteen ninety", 1994: "nineteen ninety four"}
+DOMAINS = ("example", "mailbox", "postbox")
+SYMBOLS = ("Acme", "Globex", "Initech", "Umbrella")
+QUANTITIES = {100: "one hundred", 200: "two hundred", 250: "two hundred fifty", 500: "five hundred",
+              1000: "one thousand"}
+PRICES = {12: "twelve", 25: "twenty five", 40: "forty", 75: "seventy five", 80: "eighty"}
+ENTITY_TYPES = ("CLIENT_CODE", "ACCOUNT_NUMBER", "CARD_NUMBER", "PAN", "DATE_OF_BIRTH", "PHONE_NUMBER",
+                "EMAIL_ADDRESS", "PERSON")
+DIGIT_TYPES = ("CLIENT_CODE", "ACCOUNT_NUMBER", "CARD_NUMBER", "PAN", "PHONE_NUMBER")
+
+
+@dataclass(frozen=True)
+class PiiItem:
+    type: str  # one of ENTITY_TYPES
+    value: str  # canonical: the digits (and letters) for digit-based types, the name, the address, yyyy-mm-dd
+    spoken: str  # the words of the script that say it
+    turn: int  # index of the turn in PiiCall.turns
+
+
+@dataclass
+class PiiCall:
+    turns: list[tuple[str, str]]
+    items: list[PiiItem]
+    trade: dict[str, Any]
+    agent: str
+    truth: CallTruth | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def trade_words(self) -> tuple[str, ...]:
+        """How the trade's quantity and price were said (never to be redacted)."""
+        return QUANTITIES[int(self.trade["quantity"])], PRICES[int(self.trade["price"])]
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(str(rng.randint(0, 9)) for _ in range(n))
+
+
+def say_digits(digits: str, rng: random.Random, *, words: bool | None = None) -> str:
+    """One by one, as numerals ("4 5 6") or words ("four five six"), as a client reads a number out."""
+    as_words = rng.random() < 0.5 if words is None else words
+    return " ".join(DIGIT_WORDS[int(c)] if (as_words and c.isdigit()) else c for c in digits)
+
+
+def pii_script(seed: int) -> PiiCall:
+    """The dialogue and its ground truth for one seed (8 PII entities, one trade)."""
+    rng = random.Random(seed)
+    first, last, agent = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), rng.choice(AGENTS)
+    code = f"C{_digits(rng, 5)}"
+    account = _digits(rng, rng.choice((8, 9, 10)))
+    card = "4" + _digits(rng, 15)
+    pan = "".join(rng.choice("ABCDEFGHJKLMNPRSTUVWXYZ") for _ in range(5)) + _digits(rng, 4) + rng.choice("ABCDEFGH")
+    phone = "555" + _digits(rng, 7)
+    year = rng.choice(list(YEARS))
+    month, day = rng.randint(1, 12), rng.randint(1, 28)
+    user = f"{first.lower()}.{last.lower()}"
+    domain = rng.choice(DOMAINS)
+    symbol, side = rng.choice(SYMBOLS), rng.choice(("buy", "sell"))
+    qty, price = rng.choice(list(QUANTITIES)), rng.choice(list(PRICES))
+
+    said = {
+        "code": f"{code[0]} {say_digits(code[1:], rng)}",
+        "account": say_digits(account, rng),
+        "card": ", ".join(say_digits(card[i:i + 4], rng, words=True) for i in range(0, 16, 4)),
+        "pan": " ".join(pan),
+        "phone": f"{say_digits(phone[:3], rng)}, {say_digits(phone[3:6], rng)}, {say_digits(phone[6:], rng)}",
+        "dob": f"the {ORDINALS[day - 1]} of {MONTHS[month - 1]} {YEARS[year]}",
+        "email": f"{first.lower()} dot {last.lower()} at {domain} dot com",
+        "name": f"{first} {last}",
+    }
+    turns: list[tuple[str, str]] = [
+        (AGENT, f"Good morning, thank you for calling Example Bank, my name is {agent}. How can I help you?"),
+        (CUSTOMER, f"Hello, this is {said['name']}, I would like to place an order."),
+        (AGENT, "Before we continue, this call is recorded. Can you give me your client code please?"),
+        (CUSTOMER, f"Sure, my client code is {said['code']}."),
+        (AGENT, "Thank you. And your account number and date of birth?"),
+        (CUSTOMER, f"The account number is {said['account']}, and I was born on {said['dob']}."),
+        (AGENT, "Can you also confirm your PAN and the phone number on file?"),
+        (CUSTOMER, f"My PAN is {said['pan']}. My phone number is {said['phone']}."),
+        (AGENT, "And the card linked to the account, and your email address?"),
+        (CUSTOMER, f"The card number is {said['card']}. My email is {said['email']}."),
+        (AGENT, "Thank you, your identity is verified. What would you like to do today?"),
+        (CUSTOMER, f"I want to {side} {QUANTITIES[qty]} shares of {symbol} at {PRICES[price]} dollars."),
+        (AGENT, f"Let me confirm, you want to {side} {QUANTITIES[qty]} shares of {symbol} at {PRICES[price]} "
+                "dollars. Is that correct?"),
+        (CUSTOMER, "Yes, that is correct."),
+        (AGENT, "Your order has been placed. Thank you for calling, have a nice day."),
+    ]
+    items = [
+        PiiItem("PERSON", f"{first} {last}", said["name"], 1),
+        PiiItem("CLIENT_CODE", code, said["code"], 3),
+        PiiItem("ACCOUNT_NUMBER", account, said["account"], 5),
+        PiiItem("DATE_OF_BIRTH", f"{year}-{month:02d}-{day:02d}", said["dob"], 5),
+        PiiItem("PAN", pan, said["pan"], 7),
+        PiiItem("PHONE_NUMBER", phone, said["phone"], 7),
+        PiiItem("CARD_NUMBER", card, said["card"], 9),
+        PiiItem("EMAIL_ADDRESS", f"{user}@{domain}.com", said["email"], 9),
+    ]
+    trade = {"tradeId": f"T{seed}", "clientCode": code, "symbol": symbol, "side": side, "quantity": float(qty),
+             "price": float(price), "tradeTime": "2026-01-15T09:05:00+00:00", "phone": None}
+    return PiiCall(turns=turns, items=items, trade=trade, agent=agent,
+                   meta={"clientCode": code, "callStart": "2026-01-15T09:00:00+00:00"})
+
+
+def make_pii_call(path: str | Path, seed: int, *, stereo: bool = True, snr_db: float | None = None,
+                  ivr: bool = False) -> PiiCall:
+    """Render `pii_script(seed)` to a WAV (espeak-ng voices, agent left, customer right) with its truth."""
+    call = pii_script(seed)
+    call.truth = make_call(path, turns=call.turns, ivr=ivr, stereo=stereo, snr_db=snr_db, seed=seed)
+    return call
+
+
+def _spoken(turn: str, item: PiiItem) -> tuple[int, int]:
+    start = turn.index(item.spoken)
+    return start, start + len(item.spoken)
+
+
+def item_times(call: PiiCall) -> list[tuple[PiiItem, float, float]]:
+    """Approximate (start, end) seconds of each item, by its character position within its turn
+    (espeak speaks at a near-constant rate); for measures that need where in the audio it was said."""
+    assert call.truth is not None, "render the call first (make_pii_call)"
+    out = []
+    for item in call.items:
+        turn = call.truth.turns[item.turn]
+        text = call.turns[item.turn][1]
+        a, b = _spoken(text, item)
+        span = turn.end - turn.start
+        out.append((item, turn.start + span * a / len(text), turn.start + span * b / len(text)))
+    return out
