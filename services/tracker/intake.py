@@ -20,8 +20,8 @@ from cofi.pipeline.codec import Codec
 from cofi.pipeline.manifest import read_manifest
 from cofi.pipeline.stages import STAGES, empty_results
 from cofi.pipeline.topics import Topics, first_stage, stage_plan
-from cofi.redaction import PolicyError, checked_policy
 from cofi.pipeline.transactions import Outgoing
+from cofi.redaction import PolicyError, checked_policy
 from cofi.settings import Settings
 from services.tracker import store
 from services.tracker.emit import emission
