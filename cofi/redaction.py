@@ -25,6 +25,7 @@ ENTITY_TYPES: dict[str, str] = {
     "ADDRESS": "postal addresses (house number and street)",
     "ID_NUMBER": "any other digit string of 4+ digits that is not a trade fact",
 }
+STAGE = "redact"  # the opt-in stage a policy enables
 AUDIO_MODES = ("tone", "silence")
 ALL = "all"
 
@@ -56,6 +57,11 @@ def checked_policy(record: dict[str, Any] | None) -> dict[str, Any] | None:
     if record is None:
         return None
     return make_policy(record.get("entities") or [ALL], record.get("audio") or "tone")
+
+
+def enabled_stages(policy: dict[str, Any] | None) -> list[str]:
+    """The opt-in stages a batch with this policy runs (for `stage_plan(..., enable=...)`)."""
+    return [STAGE] if policy is not None else []
 
 
 def placeholder(entity: str, n: int) -> str:

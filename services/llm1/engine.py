@@ -19,6 +19,7 @@ from cofi.audit.llm_client import ChatResult, LlmClient, LlmOutputError, Usage
 from cofi.audit.questionnaire import Question, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.audit.trade_facts import combine, trade_facts
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
+from cofi.pipeline.transcript_source import audit_transcript
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Llm1Engine(Engine):
         except QuestionnaireError as exc:
             raise PermanentError(f"file {event.get('file')}: bad questionnaire in event: {exc}") from exc
         stt = stt_of(event)
-        full_text = str(stt.get("text") or "")
+        full_text = audit_transcript(event)  # the redacted transcript when the batch redacts
         transcript = prompts.cut_transcript(full_text, self.settings.llm_max_transcript_chars)
         usage = Usage()
         answers: dict[str, dict[str, str]] = {}

@@ -20,6 +20,7 @@ from cofi.audit.rules import Rule, RulesError, evaluate, load_rules, rule_names
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.results import Llm1Result, SttResult
 from cofi.pipeline.stages import results_of
+from cofi.pipeline.transcript_source import audit_transcript
 from cofi.settings import Settings
 from services.llm2.scoring import score_answers, verdict
 
@@ -89,15 +90,15 @@ class Llm2Engine(Engine):
                            {q.id for q in questionnaire.questions})
         rule_results = []
         for rule in rules.rules:
-            passed, reason = evaluate(rule, names) if rule.when is not None else self._judge(rule, stt)
+            passed, reason = evaluate(rule, names) if rule.when is not None else self._judge(rule, audit_transcript(event))
             rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
                                  "severity": rule.severity, "reason": reason})
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
         return StageOutput(result={"answers": scored.answers, "rules": rule_results, "score": scored.score,
                                    "verdict": v, "reasons": reasons})
 
-    def _judge(self, rule: Rule, stt: SttResult | None) -> tuple[bool, str]:
-        transcript = cut_transcript(stt.text if stt is not None else "", self.settings.llm_max_transcript_chars)
+    def _judge(self, rule: Rule, text: str) -> tuple[bool, str]:
+        transcript = cut_transcript(text, self.settings.llm_max_transcript_chars)
         if not transcript:
             return False, f"{rule.id}: empty transcript, cannot judge {rule.llm!r}"
         messages = user_only(f"Transcript:\n{transcript}\n\nRule: {rule.llm}\nDoes the call comply with the rule? "

@@ -76,7 +76,7 @@ def digits_of(tok: Token) -> str | None:
         if re.fullmatch(r"\d+\.\d{1,2}", low):
             return None  # a decimal amount or price
         return re.sub(r"\D", "", low)
-    if _ALNUM_ID.fullmatch(low):
+    if _ALNUM_ID.fullmatch(low.replace("-", "")):
         return re.sub(r"\D", "", low)
     return None
 
@@ -104,7 +104,7 @@ class Run:
 
 def alnum_id(tok: Token) -> str:
     """The letters of a token that mixes letters and digits ('C17776' -> 'C'), '' for any other token."""
-    low = tok.core
+    low = tok.core.replace("-", "")
     if not _ALNUM_ID.fullmatch(low) or _WORD_THEN_DIGITS.fullmatch(low) or _ORDINAL.fullmatch(low):
         return ""
     return re.sub(r"[^a-z]", "", low).upper()

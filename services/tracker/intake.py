@@ -21,7 +21,7 @@ from cofi.pipeline.manifest import read_manifest
 from cofi.pipeline.stages import STAGES, empty_results
 from cofi.pipeline.topics import Topics, first_stage, stage_plan
 from cofi.pipeline.transactions import Outgoing
-from cofi.redaction import PolicyError, checked_policy
+from cofi.redaction import PolicyError, checked_policy, enabled_stages
 from cofi.settings import Settings
 from services.tracker import store
 from services.tracker.emit import emission
@@ -81,7 +81,7 @@ class Intake:
     def _expand(self, start: dict[str, Any]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
         try:
             policy = checked_policy(start.get("redact"))
-            plan = stage_plan(start.get("skip") or [], enable=["redact"] if policy is not None else [])
+            plan = stage_plan(start.get("skip") or [], enable=enabled_stages(policy))
         except (UnknownStageError, PolicyError) as exc:
             raise BatchRejected(str(exc)) from exc
         files: list[tuple[str, dict[str, str]]] = [(f["file"], dict(f.get("metadata") or {}))
