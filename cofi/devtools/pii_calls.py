@@ -91,8 +91,9 @@ def say_digits(digits: str, rng: random.Random, *, words: bool | None = None) ->
     return " ".join(DIGIT_WORDS[int(c)] if (as_words and c.isdigit()) else c for c in digits)
 
 
-def pii_script(seed: int) -> PiiCall:
-    """The dialogue and its ground truth for one seed (8 PII entities, one trade)."""
+def pii_script(seed: int, *, compact: bool = False) -> PiiCall:
+    """The dialogue and its ground truth for one seed (8 PII entities, a name said twice, one trade);
+    `compact` keeps only the turns that state PII or the trade (about half as long)."""
     rng = random.Random(seed)
     first, last, agent = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), rng.choice(AGENTS)
     code = f"C{_digits(rng, 5)}"
@@ -149,14 +150,18 @@ def pii_script(seed: int) -> PiiCall:
     ]
     trade = {"tradeId": f"T{seed}", "clientCode": code, "symbol": symbol, "side": side, "quantity": float(qty),
              "price": float(price), "tradeTime": "2026-01-15T09:05:00+00:00", "phone": None}
+    if compact:
+        keep = sorted({i.turn for i in items} | {11})
+        items = [PiiItem(i.type, i.value, i.spoken, keep.index(i.turn)) for i in items]
+        turns = [turns[k] for k in keep]
     return PiiCall(turns=turns, items=items, trade=trade, agent=agent,
                    meta={"clientCode": code, "callStart": "2026-01-15T09:00:00+00:00"})
 
 
 def make_pii_call(path: str | Path, seed: int, *, stereo: bool = True, snr_db: float | None = None,
-                  ivr: bool = False) -> PiiCall:
+                  ivr: bool = False, compact: bool = False) -> PiiCall:
     """Render `pii_script(seed)` to a WAV (espeak-ng voices, agent left, customer right) with its truth."""
-    call = pii_script(seed)
+    call = pii_script(seed, compact=compact)
     call.truth = make_call(path, turns=call.turns, ivr=ivr, stereo=stereo, snr_db=snr_db, seed=seed)
     return call
 
@@ -241,7 +246,8 @@ class Transcript:
 def whisper_like(call: PiiCall, seed: int) -> Transcript:
     """The call's dialogue written as a transcript would write it: digits joined, grouped, hyphenated or as
     words (with Whisper's "Nero" for zero), emails written or spoken, dates in several forms, trade
-    quantities and prices in digits or words; words timed evenly over each turn (2.5 words/s, 0.6 s gaps)."""
+    quantities and prices in digits or words; words timed evenly over each turn: over the rendered call's
+    turns when it was rendered (`make_pii_call`), else at 2.5 words/s with 0.6 s gaps."""
     rng = random.Random(seed)
     qty, price = int(call.trade["quantity"]), int(call.trade["price"])
     trade_said = {QUANTITIES[qty]: rng.choice((QUANTITIES[qty], f"{qty:,}")),
@@ -261,13 +267,19 @@ def whisper_like(call: PiiCall, seed: int) -> Transcript:
                     out.append((chunk, tag))
             pieces = out
         words = []
+        count = sum(len(chunk.split()) for chunk, _ in pieces)
+        if call.truth is not None:
+            turn = call.truth.turns[k]
+            t, step = turn.start, (turn.end - turn.start) / count
+        else:
+            step = 0.4
         for chunk, tag in pieces:
             idx = []
             for w in chunk.split():
-                words.append({"word": w, "start": round(t, 3), "end": round(t + 0.35, 3), "probability": 0.9})
+                words.append({"word": w, "start": round(t, 3), "end": round(t + step * 0.9, 3), "probability": 0.9})
                 idx.append(n)
                 n += 1
-                t += 0.4
+                t += step
             if isinstance(tag, PiiItem):
                 items.append((tag, idx))
             elif tag == "trade":

@@ -156,31 +156,34 @@ def _merged(found: list[Found]) -> list[Found]:
     return out
 
 
+TITLES = {"mr", "mrs", "ms", "miss", "dr", "sir", "madam"}
+
+
 def _key(doc: Document, f: Found) -> str:
     said = " ".join(doc.words[i].text for i in sorted(f.words))
     if f.entity not in TEXT_KEYED:
         runs = number_runs(tokens(said))
         if runs:
             return "".join(r.value for r in runs)
-    return " ".join(re.findall(r"[a-z0-9]+", said.lower()))
+    return " ".join(w for w in re.findall(r"[a-z0-9]+", said.lower()) if w not in TITLES)
 
 
 def _numbered(doc: Document, found: list[Found]) -> list[Mention]:
-    """`[TYPE_n]`, n in order of first mention; the same value said again gets the same placeholder
-    (a person named in full and later by one name too)."""
-    seen: dict[tuple[str, str], str] = {}
+    """`[TYPE_n]`, n in order of first mention; a value said again gets its first placeholder, whatever
+    the context says of it the second time (and a person named in full and later by one name is one)."""
+    seen: dict[str, tuple[str, str]] = {}  # key -> (entity, placeholder)
     count: dict[str, int] = {}
     out = []
     for f in found:
         key = _key(doc, f)
-        label = seen.get((f.entity, key))
-        if label is None and f.entity == "PERSON":
+        got = seen.get(key)
+        if got is None and f.entity == "PERSON":
             parts = set(key.split())
-            label = next((v for (e, k), v in seen.items() if e == "PERSON" and (parts <= set(k.split())
-                                                                              or set(k.split()) <= parts)), None)
-        if label is None:
+            got = next((v for k, v in seen.items() if v[0] == "PERSON" and parts and (parts <= set(k.split())
+                                                                                      or set(k.split()) <= parts)), None)
+        if got is None:
             count[f.entity] = count.get(f.entity, 0) + 1
-            label = placeholder(f.entity, count[f.entity])
-        seen[(f.entity, key)] = label
-        out.append(Mention(f.entity, tuple(sorted(f.words)), label))
+            got = (f.entity, placeholder(f.entity, count[f.entity]))
+        seen[key] = got
+        out.append(Mention(got[0], tuple(sorted(f.words)), got[1]))
     return out
