@@ -139,7 +139,7 @@ def exactly_once_problems(settings: Settings, db: Engine, batch_id: int, n: int)
     topics = Topics(settings.topic_prefix)
     file_ids = {r[0] for r in rows(db, "SELECT fileId FROM fileDistribution WHERE batchId = :b", b=batch_id)}
     for topic in [*(topics.stage(s.name) for s in _plan(batch_row(db, batch_id) or {})), topics.done]:
-        counts = file_counts(settings, topic)
+        counts = Counter({f: c for f, c in file_counts(settings, topic).items() if f in file_ids})  # this batch's
         dups = {f: c for f, c in counts.items() if c != 1}
         missing = file_ids - set(counts)
         if dups or missing or len(counts) != n:
