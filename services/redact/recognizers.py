@@ -50,10 +50,14 @@ DATE_RE = re.compile(
     rf"|{_MON},? (?:the )?{_ORD}(?:,? {_YEAR})?"
     rf"|{_MON},? {_YEAR}"
     rf"|\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}})\b", re.IGNORECASE)
+_DOT = r"(?:\s*\.\s*|\s+(?:dot|not|dart)\s+)"  # Whisper writes a spoken "dot" as "dot", "not", "." ...
 _LOCAL = r"[\w'.+-]+(?:\s+(?:dot|not|point|underscore|dash|hyphen)\s+[\w'.+-]+)*"
-_TLD = r"(?:com|net|org|in|co|uk|io|edu|gov|biz|info|us|de|me)"
-EMAIL_RE = re.compile(rf"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b{_LOCAL}\s+(?:at|@)\s+[\w-]+(?:(?:\s*\.\s*|\s+dot\s+)[\w-]+)*?"
-                      rf"(?:\s*\.\s*|\s+dot\s+){_TLD}\b", re.IGNORECASE)
+_TLD = r"(?:com|come|calm|net|org|in|co|uk|io|edu|gov|biz|info|us|de|me)"
+EMAIL_RE = re.compile(rf"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\b{_LOCAL}\s+(?:at|that|@)\s+[\w-]+(?:{_DOT}[\w-]+)*?"
+                      rf"{_DOT}{_TLD}\b", re.IGNORECASE)
+#: "my email is <anything up to the end of the sentence>": the address, however badly it was transcribed
+EMAIL_CONTEXT_RE = re.compile(r"\be-?mail(?:ing|\s+address|\s+id)?(?:\s+is)?[\s:]+((?:[^.?!\n]|\.(?![\s]|$))+)",
+                              re.IGNORECASE)
 NAME_CONTEXT_RE = re.compile(
     r"\b(?:[Mm]y name is|[Tt]his is|[Nn]ame's|[Ss]peaking with|[Ss]peaking to|[Mm]r\.?|[Mm]rs\.?|[Mm]s\.?|[Mm]iss"
     r"|[Dd]r\.?|[Dd]ear)\s+([A-Z][a-z'-]+(?:[A-Z][a-z'-]+)?(?:\s+[A-Z][a-z'-]+)?)\b")
@@ -140,8 +144,10 @@ class SpokenNumberRecognizer(EntityRecognizer):
             return "PAN" if ctx in (None, "PAN", "PHONE_NUMBER", "ID_NUMBER") else ctx
         if run.letters and n >= 3:
             return ctx if ctx in ("CLIENT_CODE", "ACCOUNT_NUMBER", "PAN", "ID_NUMBER") else "CLIENT_CODE"
-        if n < self.min_digits:
-            return None
+        if run.alnum and len(run.letters) >= 2 and len(run.value) >= 5:  # one token like 'LCKV8': an ID's start
+            return ctx if ctx in ("CLIENT_CODE", "ACCOUNT_NUMBER", "PAN", "ID_NUMBER") else "PAN"
+        if n < self.min_digits and not (n >= 3 and ctx not in (None, "DATE_OF_BIRTH")):
+            return None  # short numbers are identifiers only right after a context word ("client code ... 6 6 8")
         if n == 4 and re.fullmatch(r"(19|20)\d\d", run.digits) and ctx != "DATE_OF_BIRTH":
             return None  # a year, not an identifier
         if ctx == "DATE_OF_BIRTH" and n > 8:
@@ -185,7 +191,12 @@ class SpokenEmailRecognizer(EntityRecognizer):
         pass
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: object = None) -> list[RecognizerResult]:
-        return [_result("EMAIL_ADDRESS", m.start(), m.end(), 0.9, "email") for m in EMAIL_RE.finditer(text)]
+        out = [_result("EMAIL_ADDRESS", m.start(), m.end(), 0.9, "email") for m in EMAIL_RE.finditer(text)]
+        for m in EMAIL_CONTEXT_RE.finditer(text):
+            said = m.group(1)
+            if len(said.split()) <= 10 and not said.lower().startswith(("and ", "please", "address", "is ")):
+                out.append(_result("EMAIL_ADDRESS", m.start(1), m.end(1), 0.6, "said after 'email'"))
+        return out
 
 
 class NameRecognizer(EntityRecognizer):

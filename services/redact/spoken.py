@@ -31,7 +31,7 @@ EDGE = ".,;:!?\"'()[]{}"
 _DIGITS = re.compile(r"\d[\d,.\-/]*|[,.]\d+")
 _ORDINAL = re.compile(r"(\d{1,2})(?:st|nd|rd|th)")
 _WORD_THEN_DIGITS = re.compile(rf"({'|'.join(DIGIT_WORDS)})(\d+)")
-_ALNUM_ID = re.compile(r"(?=.*\d)(?=.*[a-z])[a-z0-9]{4,}")
+_ALNUM_ID = re.compile(r"(?=.*\d)(?=.*[a-z])[a-z0-9]{2,}")
 _TIME = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
 
 
@@ -129,6 +129,11 @@ def _ends_sentence(tok: Token) -> bool:
     return tok.text.endswith((".", "?", "!"))
 
 
+def _continues(tok: Token) -> bool:
+    """'-8F': Whisper goes on with a hyphen when digits are read out one by one, even after a period."""
+    return len(tok.text) > 1 and tok.text[0] == "-" and tok.text[1].isalnum()
+
+
 def number_runs(toks: list[Token]) -> list[Run]:
     """Runs of number tokens on one line. A run goes on over one short word between two numbers once
     it has 3 digits ('17066, I'm Nero7': Whisper heard "nine" as "I'm"), never over JOINERS_NEVER nor
@@ -144,7 +149,7 @@ def number_runs(toks: list[Token]) -> list[Run]:
         run = Run(first=i, last=i + got[1] - 1, digits=got[0], letters=alnum_id(toks[i]))
         run.alnum = bool(run.letters)
         j = run.last + 1
-        while j < len(toks) and not _ends_sentence(toks[j - 1]):
+        while j < len(toks) and (not _ends_sentence(toks[j - 1]) or _continues(toks[j])):
             nxt = _numeric(toks, j)
             if nxt is not None:
                 run.digits += nxt[0]

@@ -48,27 +48,29 @@ def _leaks(call: PiiCall, redacted_doc: dict) -> dict[str, list[str]]:
     """Per item (type: value), the unredacted words that still say it where it was said."""
     words = [w for s in redacted_doc["segments"] for w in s["words"]]
     out = {}
-    for item, start, end in item_times(call):
+    for k, (item, start, end) in enumerate(item_times(call)):
         near = [w["word"] for w in words if not w.get("redacted") and w["start"] is not None
                 and start - SLACK_SEC <= (w["start"] + w["end"]) / 2 <= end + SLACK_SEC]
-        out[f"{item.type}: {item.value}"] = [w for w in near if _bearing(w, item)]
+        out[f"{item.type}: {item.value} #{k}"] = [w for w in near if _bearing(w, item)]
     return out
 
 
-def _heard_again(call: PiiCall, text: str) -> list[str]:
-    """Identifiers (4 digits in a row of one) and names the second transcription still contains."""
+def _heard_again(call: PiiCall, text: str) -> dict[str, list[str]]:
+    """Per item (type: value), what the second transcription still says of it: 4 digits in a row of an
+    identifier, a part of a name or email address."""
     runs = [r.digits for r in number_runs(tokens(text))]
     low = text.lower()
-    found = []
-    for item in call.items:
+    out: dict[str, list[str]] = {}
+    for k, item in enumerate(call.items):
+        found: list[str] = []
         if item.type in DIGIT_TYPES:
             digits = re.sub(r"\D", "", item.value)
-            windows = {digits[i:i + 4] for i in range(len(digits) - 3)}
-            found += [f"{item.type} {w}" for w in windows if any(w in r for r in runs)]
+            found = sorted({digits[i:i + 4] for i in range(len(digits) - 3)} & {r[i:i + 4] for r in runs
+                                                                                for i in range(len(r) - 3)})
         elif item.type in ("PERSON", "EMAIL_ADDRESS"):
-            found += [f"{item.type} {p}" for p in re.findall(r"[a-z]{3,}", item.value.lower().split("@")[0])
-                      if p in low]
-    return found
+            found = [p for p in re.findall(r"[a-z]{3,}", item.value.lower().split("@")[0]) if p in low]
+        out[f"{item.type}: {item.value} #{k}"] = found
+    return out
 
 
 def redact_call(tmp_path: Path, seed: int, stt, detector: Detector) -> tuple[PiiCall, dict, dict, str]:
@@ -89,7 +91,7 @@ def redact_call(tmp_path: Path, seed: int, stt, detector: Detector) -> tuple[Pii
 def test_a_redacted_call_leaks_nothing_in_its_transcript_or_its_audio(tmp_path: Path, stt, detector: Detector) -> None:
     call, doc, leaks, again = redact_call(tmp_path, 11, stt, detector)
     assert {k: v for k, v in leaks.items() if v} == {}, doc["redaction"]["text"]
-    assert _heard_again(call, again) == [], again
+    assert {k: v for k, v in _heard_again(call, again).items() if v} == {}, again
     # the trade survives, in the redacted transcript and in the redacted audio
     for text in (doc["redaction"]["text"], again):
         assert call.trade["side"] in text.lower() and re.search(r"\$|dollar", text.lower()), text
@@ -97,19 +99,22 @@ def test_a_redacted_call_leaks_nothing_in_its_transcript_or_its_audio(tmp_path: 
 
 @pytest.mark.slow
 def test_recall_per_entity_type_over_several_calls(tmp_path: Path, stt, detector: Detector) -> None:
-    """The figures of the issue: recall per type on real transcriptions, and the redacted audio heard again."""
-    hit, total, heard = Counter(), Counter(), []
-    for seed in range(20, 26):
+    """The figures of the issue, on real transcriptions: an item counts as redacted when nothing of it is
+    left where it was said in the redacted transcript and nothing of it is heard in the redacted audio."""
+    hit, total = Counter(), Counter()
+    missed: list[str] = []
+    for seed in range(20, 28):
         call, _, leaks, again = redact_call(tmp_path, seed, stt, detector)
+        heard = _heard_again(call, again)
         for key, left in leaks.items():
             entity = key.split(":")[0]
             total[entity] += 1
-            hit[entity] += not left
-        heard += _heard_again(call, again)
+            hit[entity] += not left and not heard[key]
+            if left or heard[key]:
+                missed.append(f"seed {seed} {key}: left {left}, heard again {heard[key]}")
     recall = {t: round(hit[t] / total[t], 3) for t in total}
-    print(f"\naudio-level recall per type over {sum(total.values()) // len(total)} calls: {recall}; "
-          f"heard again in the redacted audio: {heard}")
-    digit_hit = sum(hit[t] for t in total if t in DIGIT_TYPES)
-    assert digit_hit / sum(total[t] for t in total if t in DIGIT_TYPES) >= 0.95, recall
-    assert recall["PERSON"] >= 0.8, recall
-    assert len(heard) <= 1, heard
+    digits = sum(hit[t] for t in DIGIT_TYPES) / sum(total[t] for t in DIGIT_TYPES)
+    print(f"\naudio-level recall per type over 8 calls: {recall}; digit-based types together {digits:.3f}; "
+          f"missed: {missed}")
+    assert digits >= 0.95, missed
+    assert recall["PERSON"] >= 0.8, missed
