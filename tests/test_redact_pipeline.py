@@ -77,8 +77,11 @@ def test_redact_stage_in_the_pipeline(settings: Settings, db_engine: Engine, cal
     with RunningTracker(s), ThreadedWorkers(s, list(STAGES), engines):
         submit(s, _start(901, calls, redact=make_policy()))
         submit(s, _start(902, calls))
+        submit(s, _start(903, calls, redact={"entities": ["SHOE_SIZE"], "audio": "tone"}))
         row = wait_status(db_engine, 901, timeout=180)
         plain = wait_status(db_engine, 902, timeout=180)
+        rejected = wait_status(db_engine, 903, timeout=60)
+    assert rejected["status"] == "Rejected" and "unknown entity type(s) SHOE_SIZE" in rejected["reason"]
     n = len(calls)
     assert row["status"] == "Completed" and row["redactStatus"] == "Completed", row
     assert row["stages"].split(",") == list(STAGES)
