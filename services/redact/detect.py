@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 #: Presidio's entity names -> ours
 PRESIDIO_TYPES = {"CREDIT_CARD": "CARD_NUMBER", "IBAN_CODE": "ACCOUNT_NUMBER", "IN_PAN": "PAN",
                   "PHONE_NUMBER": "PHONE_NUMBER", "PERSON": "PERSON", "US_SSN": "ID_NUMBER"}
+#: spaCy's OntoNotes labels other than PERSON: names are all the redact stage takes from the NER (our
+#: recognizers find dates, numbers and places as a call says them)
+SPACY_LABELS_UNUSED = ("CARDINAL", "DATE", "EVENT", "FAC", "GPE", "LANGUAGE", "LAW", "LOC", "MONEY", "NORP", "ORDINAL",
+                       "ORG", "PERCENT", "PRODUCT", "QUANTITY", "TIME", "WORK_OF_ART")
 MIN_SCORE = 0.3  # below it Presidio's weak patterns (any 10 characters as a PAN) would redact ordinary words
 TEXT_KEYED = ("PERSON", "EMAIL_ADDRESS", "ADDRESS", "DATE_OF_BIRTH")  # placeholders keyed by words, not digits
 
@@ -46,7 +50,7 @@ class ModelMissing(PermanentError):
 def _analyzer(model: str, min_digits: int) -> Any:
     import spacy
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
         IbanRecognizer,
@@ -64,7 +68,8 @@ def _analyzer(model: str, min_digits: int) -> Any:
                        IbanRecognizer(), InPanRecognizer(), UsSsnRecognizer(), SpokenNumberRecognizer(min_digits),
                        BirthDateRecognizer(), SpokenEmailRecognizer(), NameRecognizer(), AddressRecognizer()):
         registry.add_recognizer(recognizer)
-    nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+    nlp = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}], ner_model_configuration=NerModelConfiguration(
+        model_to_presidio_entity_mapping={"PERSON": "PERSON"}, labels_to_ignore=SPACY_LABELS_UNUSED))
     return AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["en"])
 
 

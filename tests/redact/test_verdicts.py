@@ -23,8 +23,8 @@ from services.redact.detect import Detector
 from services.redact.engines import PresidioRedactor
 from tests.support.audio import make_event
 
-pytestmark = pytest.mark.slow
-HELD = (40, 41, 42, 43)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # ~12 LLM calls on CPU
+HELD = (40, 41, 42)
 QUESTIONNAIRE = json.dumps({"id": "redaction-check", "pass_score": 70, "questions": [
     {"id": "identity_verified", "weight": 2, "critical": True,
      "text": "Did the agent verify the customer's identity (client code, account number or date of birth)?"},
@@ -54,7 +54,8 @@ def _audit(event: dict[str, Any], llm1: Llm1Engine, llm2: Llm2Engine, ctx: Stage
 def test_held_calls_get_identical_verdicts_with_and_without_redaction(tmp_path: Path, llm: tuple[str, str],
                                                                       detector: Detector) -> None:
     settings = Settings(llm_base_url=llm[0], llm_model=llm[1], llm_max_retries=2, llm_concurrency=1,
-                        llm_max_tokens=200, artifact_root=tmp_path / "artifacts", redact_keep_original=True)
+                        llm_max_tokens=200, llm1_question_mode="batch", llm_timeout_s=300,
+                        artifact_root=tmp_path / "artifacts", redact_keep_original=True)
     llm1, llm2, redactor = Llm1Engine(settings), Llm2Engine(settings), PresidioRedactor(settings, detector)
     verdicts = []
     try:
