@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from cofi.devtools.checks import exactly_once_problems, rows
 from cofi.devtools.pii_calls import PiiCall, make_pii_call, whisper_like
@@ -25,7 +25,7 @@ from cofi.settings import Settings
 from services.redact.detect import Detector
 from services.redact.engines import PresidioRedactor
 from tests.support.harness import ThreadedWorkers
-from tests.support.tracker import RunningTracker, batch_start, submit, wait_status
+from tests.support.tracker import RunningTracker, batch_start, control, submit, wait_status
 
 pytestmark = pytest.mark.integration
 
@@ -81,14 +81,26 @@ def test_redact_stage_in_the_pipeline(settings: Settings, db_engine: Engine, cal
         row = wait_status(db_engine, 901, timeout=180)
         plain = wait_status(db_engine, 902, timeout=180)
         rejected = wait_status(db_engine, 903, timeout=60)
+        once = exactly_once_problems(s, db_engine, 901, len(calls))  # flags, processing_logs, seed log rows, topics
+        flags = rows(db_engine, "SELECT COUNT(*), SUM(redactDone) FROM fileDistribution WHERE batchId = 901")[0]
+        redact_log = rows(db_engine, "SELECT stage, eventType, COUNT(*) FROM batchExecutionLog WHERE batchId = 901 "
+                                     "AND stage = 'redact' GROUP BY 1, 2 ORDER BY 2")
+        # a reaudit re-runs the LLM stages only on files whose redaction is done (never on an original):
+        # one file as if its redaction had failed
+        with db_engine.begin() as c:
+            c.execute(text("UPDATE fileDistribution SET redactDone = 0, llm1Done = 0, llm2Done = 0, status = 'Failed', "
+                           "failedStage = 'redact', error = 'test' WHERE batchId = 901 ORDER BY fileId LIMIT 1"))
+        control(s, 901, "reaudit", fromStage="llm1")
+        wait_status(db_engine, 901, ("InProgress",), timeout=30)
+        wait_status(db_engine, 901, timeout=120)
     assert rejected["status"] == "Rejected" and "unknown entity type(s) SHOE_SIZE" in rejected["reason"]
+    assert rows(db_engine, "SELECT COUNT(*) FROM processing_logs WHERE batch_id = '901' AND stage_name = 'llm1'")[0][0] \
+        == 2 * len(calls) - 1
     n = len(calls)
     assert row["status"] == "Completed" and row["redactStatus"] == "Completed", row
     assert row["stages"].split(",") == list(STAGES)
-    assert exactly_once_problems(s, db_engine, 901, n) == []  # flags, processing_logs, the seed's log rows, topics
-    assert rows(db_engine, "SELECT COUNT(*), SUM(redactDone) FROM fileDistribution WHERE batchId = 901")[0] == (n, n)
-    assert rows(db_engine, "SELECT stage, eventType, COUNT(*) FROM batchExecutionLog WHERE batchId = 901 "
-                           "AND stage = 'redact' GROUP BY 1, 2 ORDER BY 2") == [
+    assert once == [] and flags == (n, n)
+    assert redact_log == [
         ("redact", "progress", n // 2), ("redact", "stage_complete", 1), ("redact", "stage_start", 1)]
     audits = rows(db_engine, "SELECT file, transcriptPath, transcript, answers FROM auditResult WHERE batchId = 901")
     for file, path, transcript, answers in audits:

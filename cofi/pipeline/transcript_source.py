@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cofi.errors import PermanentError
 from cofi.pipeline.stages import results_of
+from cofi.redaction import STAGE as REDACT
 
 
 def labelled_text(segments: list[dict[str, Any]]) -> str:
@@ -26,8 +28,12 @@ def labelled_text(segments: list[dict[str, Any]]) -> str:
 
 def audit_transcript(event: Mapping[str, Any]) -> str:
     """The text the audit reads: the redacted transcript when the call went through redact, else stt's
-    ('' when neither ran)."""
+    ('' when neither ran). A call whose batch redacts but that has no redact result never gets its
+    original read: PermanentError (the file fails at the audit stage, the batch goes on)."""
     results = results_of(event)
     if results.redact is not None:
         return results.redact.text
+    if REDACT in (event.get("stages") or []):
+        raise PermanentError(f"file {event.get('file')}: its batch redacts PII but the event has no redact "
+                             "result; the audit does not read the unredacted transcript")
     return results.stt.text if results.stt is not None else ""
