@@ -27,7 +27,7 @@ from cofi.pipeline import events
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.kafka import make_producer
 from cofi.pipeline.stages import STAGES
-from cofi.pipeline.topics import Topics
+from cofi.pipeline.topics import Topics, stage_plan
 from cofi.settings import Settings
 
 
@@ -91,13 +91,14 @@ def main() -> None:
             rows = {t: c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in
                     ("fileDistribution", "processing_logs", "batchExecutionLog", "auditResult")}
             connections = c.execute(text("SHOW STATUS LIKE 'Threads_connected'")).all()[0][1]
-        expected_log = len(STAGES) * (1 + args.files // args.progress_interval + 1) + 1
+        planned = len(stage_plan())  # the stages a batch without --redact runs
+        expected_log = planned * (1 + args.files // args.progress_interval + 1) + 1
         print(f"files                  {args.files}")
         print(f"status                 {status}")
         print(f"time to finish         {elapsed:.1f} s  ({args.files / elapsed:.0f} files/s through 6 stages)")
         print(f"batchExecutionLog      {rows['batchExecutionLog']} rows (rule: 6 x (1 + {args.files // args.progress_interval}"
               f" + 1) + 1 = {expected_log})")
-        print(f"processing_logs        {rows['processing_logs']} rows (expected {args.files * len(STAGES)})")
+        print(f"processing_logs        {rows['processing_logs']} rows (expected {args.files * planned})")
         print(f"fileDistribution       {rows['fileDistribution']} rows")
         print(f"db connections in use  {connections} (server-wide)")
         for proc in procs:
