@@ -29,3 +29,7 @@ _.effect, _.per_s, _.last_minute, _.should_exit, _.binary_location
 
 # pydantic validators of Settings (called by pydantic)
 _._comma_list, _._no_misspelt_security_setting
+
+# Presidio: the recognizer interface its AnalyzerEngine calls (`nlp_artifacts` is passed by keyword)
+_.load, _.nlp_artifacts
+nlp_artifacts = None

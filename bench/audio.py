@@ -1,5 +1,6 @@
 """Audio-stage benchmark on generated calls: real-time factor per stage, WER, LID accuracy,
-IVR end error and denoise SI-SDR gain, on this machine (CPU, or CUDA when present).
+IVR end error and denoise SI-SDR gain, on this machine (CPU, or CUDA when present). The redact
+stage (Presidio over the transcript + masking the audio) runs after stt on every call.
 
     .venv/bin/python -m bench.audio --calls 4 --snr 15 [--lid-calls 2] [--compare-raw]
 
@@ -71,19 +72,23 @@ def main() -> None:
     from services.denoise.engines import build_engine as denoise_engine
     from services.ivr.engines import build_engine as ivr_engine
     from services.lid.engines import build_engine as lid_engine
+    from services.redact.engines import build_engine as redact_engine
     from services.stt.engines import build_engine as stt_engine
 
     tmp = Path(tempfile.mkdtemp(prefix="cofi-bench-audio-"))
-    settings = Settings(artifact_root=tmp / "artifacts")
+    settings = Settings(artifact_root=tmp / "artifacts", redact_keep_original=True)
     print(f"device: {_cuda()}; WHISPER_MODEL={settings.whisper_model} device={settings.whisper_device} "
           f"compute={settings.whisper_compute_type} beam={settings.whisper_beam_size}")
     (_, load_s) = _timed(lambda: (lid_engine("whisper", settings), stt_engine("whisper", settings)))
     lid, stt = lid_engine("whisper", settings), stt_engine("whisper", settings)
     den, ivr = denoise_engine("spectral", settings), ivr_engine("vad", settings)
     print(f"model load (first, includes assembly check): {load_s:.2f} s")
+    red, red_load_s = _timed(redact_engine, "presidio", settings)
+    print(f"redact load (spaCy {settings.spacy_model} + Presidio recognizers): {red_load_s:.2f} s")
 
     rng = random.Random(args.seed)
-    secs = {k: 0.0 for k in ("denoise", "ivr", "lid", "stt")}
+    secs = {k: 0.0 for k in ("denoise", "ivr", "lid", "stt", "redact")}
+    entities = 0
     audio_sec = 0.0
     wers, raw_wers, gains, ivr_err, ivr_ok = [], [], [], [], 0
     for i in range(args.calls):
@@ -106,6 +111,11 @@ def main() -> None:
         sr, t = _timed(stt.process, _event(cur, {"lid": {**lr.result, "worker": "b", "engine": "whisper",
                                                          "durationMs": 0}}), _ctx(settings, "stt"))
         secs["stt"] += t
+        rr, t = _timed(red.process, {**_event(cur, {"stt": {**sr.result, "worker": "b", "engine": "whisper",
+                                                            "durationMs": 0}}), "file": path.name, "trades": [],
+                                     "redactPolicy": {"entities": [], "audio": "tone"}}, _ctx(settings, "redact"))
+        secs["redact"] += t
+        entities += sum(e["mentions"] for e in rr.result["entities"])
         wers.append(wer(truth.reference_text, sr.result["text"]))
         line = (f"call {i}: {truth.duration:5.1f} s  SI-SDR gain {gains[-1]:+5.1f} dB  ivr end err "
                 f"{ivr_err[-1]:.2f} s  lid {lr.result['language']}  WER {wers[-1]:.3f}")
@@ -135,6 +145,7 @@ def main() -> None:
     print(f"denoise  SI-SDR gain mean {statistics.mean(gains):+.2f} dB (min {min(gains):+.2f})")
     print(f"ivr      prelude end within 0.5 s: {ivr_ok}/{args.calls}; mean abs error {statistics.mean(ivr_err):.3f} s")
     print(f"stt      WER mean {statistics.mean(wers):.3f} (max {max(wers):.3f}) after denoise+ivr")
+    print(f"redact   {entities} PII mentions redacted (names, dates of birth in the generated dialogues)")
     if raw_wers:
         print(f"stt      WER mean {statistics.mean(raw_wers):.3f} on the raw noisy audio (no denoise, no trim)")
     print(f"lid      accuracy {lid_right}/{lid_total} over {', '.join(LANGUAGES)} "

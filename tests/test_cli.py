@@ -98,8 +98,9 @@ def test_submit_sends_batch_start_by_manifest_and_inline(cli: CliRunner, setting
                           "--callback", "http://127.0.0.1:9/hook"])
     assert r1.exit_code == 0, r1.output
     assert "424242" in r1.output and "2 file(s)" in r1.output and "cofi status 424242" in r1.output
-    r2 = cli.invoke(app, ["submit", str(single)])
+    r2 = cli.invoke(app, ["submit", str(single), "--redact", "account_number,PERSON", "--redact-audio", "silence"])
     assert r2.exit_code == 0, r2.output
+    assert "stt > redact > llm1" in r2.output and "stt > llm1" in r1.output
 
     events = sorted(_consume(settings, Topics(settings.topic_prefix).batch_start, 2), key=lambda e: e[1]["batchId"])
     assert [name for name, _ in events] == ["BatchStart", "BatchStart"]
@@ -112,8 +113,10 @@ def test_submit_sends_batch_start_by_manifest_and_inline(cli: CliRunner, setting
                                 "quantity": 100.0, "price": 25.0, "tradeTime": "2026-01-15T09:02:00+00:00",
                                 "phone": "+15550001"}]
     assert first["callback"] == "http://127.0.0.1:9/hook"
+    assert first["redact"] is None  # no --redact: the opt-in redact stage is not in the plan
     second = next(e for _, e in events if e["batchId"] != 424242)
     assert second["manifest"] is None and second["files"] == [{"file": str(single), "metadata": {}}]
+    assert second["redact"] == {"entities": ["PERSON", "ACCOUNT_NUMBER"], "audio": "silence"}
     assert str(second["batchId"]) in r2.output and second["batchId"] > 20_000_000_000_000_000
 
 
@@ -137,6 +140,8 @@ def test_invalid_input_exits_2_and_sends_nothing(cli: CliRunner, settings: Setti
         (["submit", str(tmp_path / "nope")], "does not exist"),
         (["submit", str(calls), "--callback", "ftp://x"], "not an http(s) URL"),
         (["submit", str(calls), "--batch-id", "0"], "positive 64-bit"),
+        (["submit", str(calls), "--redact", "SHOE_SIZE"], "--redact: unknown entity type(s) SHOE_SIZE"),
+        (["submit", str(calls), "--redact", "all", "--redact-audio", "beep"], "audio mode 'beep'"),
         (["reaudit", "5", "--from", "stt"], "reaudit starts at llm1 or llm2"),
         (["reaudit", "5", "--rules", str(tmp_path / "bad_rules.yaml")], "unknown name"),
     ]

@@ -50,6 +50,10 @@ def full_file_event() -> dict[str, Any]:
                     "speech": {"durationSec": 60.0, "talkTimeAgentSec": 30.0, "talkTimeCustomerSec": 20.0,
                                "talkRatio": 0.6, "silenceRatio": 0.2, "longestSilenceSec": 3.5,
                                "overtalkSec": 1.0, "speechRateWpm": 140.0}},
+            "redact": {**common, "transcriptPath": "/art/redact.json", "text": "AGENT: hello [PERSON_1]",
+                       "outputPath": "/art/redact.wav",
+                       "entities": [{"placeholder": "[PERSON_1]", "type": "PERSON", "mentions": 2, "seconds": 0.8}],
+                       "policy": ["PERSON"], "originalKept": False, "maskedSec": 0.8},
             "llm1": {**common, "model": "gemma-3-270m",
                      "answers": [{"questionId": "q1", "answer": "yes", "evidence": "hello", "source": "llm",
                                   "evidenceLine": 1, "check": "verified"}],
@@ -69,6 +73,7 @@ def full_file_event() -> dict[str, Any]:
         "emitter": "stage", "completedStage": "llm2",
         "instruments": [{"symbol": "INFY", "name": "Infosys", "aliases": ["Infosys Limited"]}],
         "vocabulary": ["Infosys", "Infosys Limited"],
+        "redactPolicy": {"entities": ["ACCOUNT_NUMBER"], "audio": "silence"},
     }
 
 
@@ -79,6 +84,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "manifest": "/data/manifest.csv", "skip": ["denoise"], "questionnaire": "{}", "rules": "[]",
         "trades": [trade()], "callback": "http://127.0.0.1:9/hook", "submittedBy": "ops",
         "instruments": [{"symbol": "INFY", "name": "Infosys", "aliases": []}],
+        "redact": {"entities": ["ACCOUNT_NUMBER", "PERSON"], "audio": "tone"},
     },
     "FileEvent": full_file_event(),
     "FileFailed": {
@@ -121,11 +127,10 @@ def _single_object(schema_path: Path, record: dict[str, Any]) -> bytes:
 
 
 V3_FIELDS = ("emitter", "completedStage")
-
-
 def as_v3(event: dict[str, Any]) -> dict[str, Any]:
     """The event without what v4 added (answer/trade-check evidence lines, instruments, vocabulary)."""
-    ev = {k: v for k, v in event.items() if k not in ("instruments", "vocabulary")}
+    ev = {k: v for k, v in event.items() if k not in ("instruments", "vocabulary", "redactPolicy")}
+    ev["results"] = {k: v for k, v in event["results"].items() if k != "redact"}
     llm1 = ev["results"]["llm1"]
     ev["results"] = {**ev["results"], "llm1": {
         **llm1, "answers": [{k: v for k, v in a.items() if k not in ("evidenceLine", "check")} for a in llm1["answers"]],
@@ -136,7 +141,8 @@ def as_v3(event: dict[str, Any]) -> dict[str, Any]:
 def with_v4_defaults(event: dict[str, Any]) -> dict[str, Any]:
     """What the current reader makes of an event written before v4."""
     llm1 = event["results"]["llm1"]
-    return {**event, "instruments": [], "vocabulary": [], "results": {**event["results"], "llm1": {
+    return {**event, "instruments": [], "vocabulary": [], "redactPolicy": None, "results": {
+        **event["results"], "redact": None, "llm1": {
         **llm1, "answers": [{**a, "evidenceLine": 0, "check": ""} for a in llm1["answers"]],
         "tradeChecks": [{**t, "evidenceLine": 0, "source": "facts"} for t in llm1["tradeChecks"]]}}}
 
@@ -161,6 +167,14 @@ def test_v2_file_event_without_transition_fields_is_read_with_nulls(codec: Codec
     data = _single_object(SCHEMA_DIR / "history" / "file_event.v2.avsc", v2)
     assert data[2:10] != codec.current["FileEvent"].fingerprint
     assert codec.decode_as("FileEvent", data) == with_v4_defaults({**v2, "emitter": None, "completedStage": None})
+
+
+def test_v4_file_event_reads_without_redaction(codec: Codec) -> None:
+    """Events written before the redact stage existed: no redact result, no policy (the batch did not redact)."""
+    v4 = {k: v for k, v in full_file_event().items() if k != "redactPolicy"}
+    v4["results"] = {k: v for k, v in v4["results"].items() if k != "redact"}
+    data = _single_object(SCHEMA_DIR / "history" / "file_event.v4.avsc", v4)
+    assert codec.decode_as("FileEvent", data) == {**v4, "redactPolicy": None, "results": {**v4["results"], "redact": None}}
 
 
 def test_v3_file_event_reads_with_v4_defaults(codec: Codec) -> None:

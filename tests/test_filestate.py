@@ -118,6 +118,22 @@ def test_stage_output_completes_the_stage_once() -> None:
     assert again.flags == row.flags and w2.processing_logs == [] and w2.exec_logs == [] and w2.audit is None
 
 
+def test_a_batch_that_redacts_never_stores_the_original_transcript() -> None:
+    """stt's text is no auditResult column of a plan with redact, in whatever order the events are read."""
+    for plan in (["stt", "redact", "llm1"], ["stt", "llm1"]):
+        events = history(plan)
+        for _, record, _ in events:
+            res = record["results"]
+            if res.get("stt"):
+                res["stt"] = {**res["stt"], "text": "customer: my account is 4567"}
+            if res.get("redact"):
+                res["redact"] = {**res["redact"], "text": "customer: my account is [ACCOUNT_NUMBER_1]"}
+        _, w = on_file_event(new_row(BATCH, FID, FILE, "stt", {}), events[1][1], b"x", plan[1], DEFAULT_RULES)
+        assert ("transcript" in w.audit) == ("redact" not in plan) and "speech" in w.audit
+        for order in (events, [events[0], events[2], events[1], *events[3:]], events[::-1]):
+            assert replay(order)["audit"]["transcript"].endswith("[ACCOUNT_NUMBER_1]" if "redact" in plan else "4567")
+
+
 def test_logging_settings_shape_the_rows() -> None:
     events = history(["lid", "stt"])
     _, w = on_file_event(new_row(BATCH, FID, FILE, "lid", {}), events[1][1], b"x", "stt",

@@ -16,7 +16,6 @@ from cofi.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-
 def _head() -> str:
     from alembic.script import ScriptDirectory
 
@@ -59,10 +58,41 @@ def test_denoise_done_is_the_seeds_column(db_url: str) -> None:
         rows = conn.execute(text("SHOW COLUMNS FROM fileDistribution")).mappings().all()
     engine.dispose()
     names = [r["Field"] for r in rows]
-    assert names[names.index("file") + 1:names.index("file") + 7] == list(db.DONE_COLUMNS)
+    assert names[names.index("file") + 1:names.index("file") + 1 + len(db.DONE_COLUMNS)] == list(db.DONE_COLUMNS)
     col = next(r for r in rows if r["Field"] == "denoiseDone")
     assert col["Type"].lower() == "tinyint(1)"
     assert str(col["Default"]) == "0"
+
+
+def _columns(url: str, table: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(text(f"SHOW COLUMNS FROM {table}"))]
+    finally:
+        engine.dispose()
+
+
+def test_redact_stage_columns_and_their_downgrade(db_url: str, db_engine) -> None:
+    """0004 puts redactDone / redactStatus after stt's (registry order); existing rows get 0 / Pending;
+    its downgrade removes exactly those two columns."""
+    db.downgrade(db_url, "0002_denoise_done")
+    assert "redactDone" not in _columns(db_url, "fileDistribution")
+    with db_engine.begin() as conn:
+        conn.execute(text("INSERT INTO fileDistribution (batchId, fileId, file, sttDone) VALUES (7, 'a', 'a.wav', 1)"))
+        conn.execute(text("INSERT INTO batchStatus (id) VALUES (7)"))
+    db.migrate(db_url)
+    fd, bs = _columns(db_url, "fileDistribution"), _columns(db_url, "batchStatus")
+    assert fd[fd.index("sttDone") + 1] == "redactDone" and fd[fd.index("redactDone") + 1] == "llm1Done"
+    assert bs[bs.index("sttStatus") + 1] == "redactStatus" and bs[bs.index("redactStatus") + 1] == "llm1Status"
+    with db_engine.connect() as conn:
+        assert tuple(conn.execute(text("SELECT sttDone, redactDone FROM fileDistribution WHERE batchId = 7")).one()) == (1, 0)
+        assert conn.execute(text("SELECT redactStatus FROM batchStatus WHERE id = 7")).scalar() == "Pending"
+    db.downgrade(db_url, "0002_denoise_done")
+    assert set(fd) - set(_columns(db_url, "fileDistribution")) == {"redactDone"}
+    assert set(bs) - set(_columns(db_url, "batchStatus")) == {"redactStatus"}
+    db.migrate(db_url)
+    assert db.current_revision(db_url) == HEAD
 
 
 def test_downgrade_to_base_removes_every_table(db_url: str) -> None:

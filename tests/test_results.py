@@ -16,7 +16,8 @@ from pydantic.fields import FieldInfo
 from cofi import db
 from cofi.pipeline.codec import CURRENT, SCHEMA_DIR, get_codec
 from cofi.pipeline.results import Llm1Result, Record, SttResult
-from cofi.pipeline.stages import REGISTRY, STAGES, StageResults, empty_results, results_of
+from cofi.pipeline.stages import REGISTRY, STAGES, StageResults, audit_owner, empty_results, results_of
+from cofi.pipeline.topics import stage_plan
 from cofi.settings import Settings
 
 AVRO_SCALARS: dict[str, type] = {"string": str, "boolean": bool, "double": float, "float": float, "int": int,
@@ -105,8 +106,13 @@ def test_passthrough_result_validates_encodes_and_reads_back_as_the_model(spec) 
 def test_audit_columns_are_auditresult_columns() -> None:
     columns = set(db.audit_result.c.keys())
     filled = [c for s in REGISTRY for c in s.result.AUDIT_COLUMNS]
-    assert len(filled) == len(set(filled)), "two stages fill the same auditResult column"
     assert set(filled) <= columns
+    shared = {c for c in filled if filled.count(c) > 1}
+    assert shared == {"transcriptPath", "transcript"}, "only redact replaces columns of an earlier stage (stt's)"
+    # the last stage of a batch's plan that fills a column owns it: a batch that redacts stores redact's text
+    assert audit_owner(stage_plan())["transcript"] == "stt"
+    assert audit_owner(stage_plan(enable=["redact"]))["transcript"] == "redact"
+    assert audit_owner(stage_plan(enable=["redact"]))["speech"] == "stt"
     for s in REGISTRY:
         typed = s.result.model_validate({"worker": "w", "engine": "e", "durationMs": 0, **s.result.passthrough("/a")})
         assert tuple(typed.audit_columns()) == s.result.AUDIT_COLUMNS

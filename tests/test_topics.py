@@ -16,9 +16,18 @@ from cofi.settings import Settings
 
 def test_full_plan_and_routing() -> None:
     plan = stage_plan()
-    assert plan == list(STAGES)
+    assert plan == [s for s in STAGES if s != "redact"]  # opt-in: only for a batch with a redaction policy
     assert first_stage(plan) == "denoise"
     assert [next_stage(plan, s) for s in plan] == ["ivr", "lid", "stt", "llm1", "llm2", DONE]
+    redacting = stage_plan(enable=["redact"])
+    assert redacting == list(STAGES)
+    assert next_stage(redacting, "stt") == "redact" and next_stage(redacting, "redact") == "llm1"
+    assert stage_plan(["redact"], enable=["redact"]) == plan  # --skip wins
+
+
+def test_opt_in_stage_names_are_checked() -> None:
+    with pytest.raises(UnknownStageError, match="unknown stage"):
+        stage_plan(enable=["redactt"])
 
 
 def test_skipping_optional_stages() -> None:

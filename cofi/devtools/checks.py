@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.kafka import consumer_config
-from cofi.pipeline.stages import REGISTRY
+from cofi.pipeline.stages import REGISTRY, Stage
 from cofi.pipeline.stages import stage as stage_of
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
@@ -73,10 +73,16 @@ def file_counts(settings: Settings, topic: str) -> Counter[str]:
 
 # ---- the exactly-once checks ----------------------------------------------------------------------
 
-def _expected_log_rows(settings: Settings, n: int) -> dict[tuple[str | None, str], int]:
+def _plan(row: dict[str, Any]) -> list[Stage]:
+    """The batch's stage plan as stored in batchStatus.stages, in registry order."""
+    names = set((row.get("stages") or "").split(","))
+    return [s for s in REGISTRY if s.name in names]
+
+
+def _expected_log_rows(settings: Settings, n: int, plan: list[Stage]) -> dict[tuple[str | None, str], int]:
     want: dict[tuple[str | None, str], int] = {(None, "batch_complete"): 1}
     interval = settings.progress_update_interval
-    for s in REGISTRY:
+    for s in plan:
         want.update({(s.name, "stage_start"): 1, (s.name, "stage_complete"): 1})
         if settings.log_file_start_events:
             want[(s.name, "file_start")] = n
@@ -95,20 +101,21 @@ def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> li
     if (row["status"], row["totalFiles"], row["completedFiles"], row["failedFiles"]) != ("Completed", n, n, 0):
         problems.append(f"batchStatus: status={row['status']} total={row['totalFiles']} "
                         f"completed={row['completedFiles']} failed={row['failedFiles']}")
+    plan = _plan(row)
     problems += [f"batchStatus.{s.status_column} = {row[s.status_column]}" for s in REGISTRY
-                 if row[s.status_column] != "Completed"]
+                 if row[s.status_column] != ("Completed" if s in plan else "Skipped")]
     flags = rows(db, "SELECT COUNT(*), " + ", ".join(f"COALESCE(SUM({s.done_column}), 0)" for s in REGISTRY)
                  + ", COALESCE(SUM(status = 'Completed'), 0) FROM fileDistribution WHERE batchId = :b", b=batch_id)[0]
-    want_flags = [n] * (len(REGISTRY) + 2)
+    want_flags = [n, *(n if s in plan else 0 for s in REGISTRY), n]
     if [int(v) for v in flags] != want_flags:
         problems.append(f"fileDistribution rows/flags/completed: {[int(v) for v in flags]}, want {want_flags}")
     per = rows(db, "SELECT stage_name, status, COUNT(*), COUNT(DISTINCT file) FROM processing_logs "
                    "WHERE batch_id = :b GROUP BY stage_name, status", b=str(batch_id))
-    if {(s, st, int(c), int(d)) for s, st, c, d in per} != {(s.name, "success", n, n) for s in REGISTRY}:
+    if {(s, st, int(c), int(d)) for s, st, c, d in per} != {(s.name, "success", n, n) for s in plan}:
         problems.append(f"processing_logs (stage, status, rows, files): {sorted(per)}")
     log_counts = {(s, e): int(c) for s, e, c in rows(
         db, "SELECT stage, eventType, COUNT(*) FROM batchExecutionLog WHERE batchId = :b GROUP BY 1, 2", b=batch_id)}
-    want_log = _expected_log_rows(settings, n)
+    want_log = _expected_log_rows(settings, n, plan)
     if log_counts != want_log:
         diff = {k: (log_counts.get(k), want_log.get(k)) for k in set(log_counts) | set(want_log)
                 if log_counts.get(k) != want_log.get(k)}
@@ -122,7 +129,8 @@ def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> li
 def exactly_once_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> list[str]:
     """Everything that is not "each file once per stage, every flag set, every row once"; [] when all is right.
 
-    For a batch of n files, every stage enabled, no file failing; the batchExecutionLog rows expected
+    For a batch of n files, no file failing, every stage of its plan run (batchStatus.stages: all but the
+    opt-in stages unless the batch asked for them); the batchExecutionLog rows expected
     follow `settings.log_file_start_events` and `settings.progress_update_interval`.
     """
     problems = _table_problems(settings, db, batch_id, n)
@@ -130,8 +138,8 @@ def exactly_once_problems(settings: Settings, db: Engine, batch_id: int, n: int)
         return problems
     topics = Topics(settings.topic_prefix)
     file_ids = {r[0] for r in rows(db, "SELECT fileId FROM fileDistribution WHERE batchId = :b", b=batch_id)}
-    for topic in [*(topics.stage(s.name) for s in REGISTRY), topics.done]:
-        counts = file_counts(settings, topic)
+    for topic in [*(topics.stage(s.name) for s in _plan(batch_row(db, batch_id) or {})), topics.done]:
+        counts = Counter({f: c for f, c in file_counts(settings, topic).items() if f in file_ids})  # this batch's
         dups = {f: c for f, c in counts.items() if c != 1}
         missing = file_ids - set(counts)
         if dups or missing or len(counts) != n:

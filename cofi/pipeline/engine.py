@@ -7,6 +7,9 @@ engine only turns one FileEvent into its stage's result. Raise `PermanentError` 
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from cofi.errors import PermanentError, TransientError
 from cofi.pipeline.paths import artifact_dir
 from cofi.settings import Settings
 
-__all__ = ["Engine", "PermanentError", "StageContext", "StageOutput", "TransientError"]
+__all__ = ["Engine", "PermanentError", "StageContext", "StageOutput", "TransientError", "write_json"]
 
 
 @dataclass
@@ -37,6 +40,14 @@ class StageContext:
 
     def artifact(self, ext: str, suffix: str = "") -> Path:
         return self.artifact_dir / f"{self.stage}{suffix}.{ext}"
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """A JSON artifact written atomically (tmp + rename): a crashed retry never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, ensure_ascii=False)
+    os.replace(tmp, path)
 
 
 @dataclass

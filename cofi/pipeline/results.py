@@ -129,6 +129,37 @@ class SttResult(StageResult):
                 "speech": dict.fromkeys(SpeechParams.model_fields, 0.0)}
 
 
+# ---- redact (opt-in): PII out of the transcript and the audio ------------------------------------------
+
+class RedactedEntity(Record):
+    placeholder: str
+    type: str
+    mentions: Int32 = 1
+    seconds: float = 0.0
+
+
+class RedactResult(StageResult):
+    transcriptPath: str
+    text: str
+    outputPath: str
+    entities: list[RedactedEntity] = []
+    policy: list[str] = []
+    originalKept: bool = False
+    maskedSec: float = 0.0
+
+    #: the same columns as stt: when a batch redacts, the tracker stores these and never stt's (see `audit_owner`)
+    AUDIT_COLUMNS: ClassVar[tuple[str, ...]] = ("transcriptPath", "transcript")
+
+    def audit_columns(self) -> dict[str, Any]:
+        return {"transcriptPath": self.transcriptPath, "transcript": self.text}
+
+    @classmethod
+    def passthrough(cls, current_audio: str) -> dict[str, Any]:
+        # plumbing only: nothing was redacted, so nothing of the transcript is passed on either
+        return {"transcriptPath": "", "text": "", "outputPath": current_audio, "entities": [], "policy": [],
+                "originalKept": False, "maskedSec": 0.0}
+
+
 # ---- llm1, llm2 -------------------------------------------------------------------------------------
 
 class Answer(Record):

@@ -34,6 +34,7 @@ class Stage:
     does: str  # one line for operators
     audio: bool = False  # its output audio is what the next stages read (FileEvent.currentAudio)
     reaudit: bool = False  # `cofi reaudit` may re-run it (and the stages after it) on stored transcripts
+    opt_in: bool = False  # in a batch's plan only when the batch asks for it (redact: BatchStart.redact)
 
     @property
     def done_column(self) -> str:
@@ -64,6 +65,8 @@ REGISTRY: tuple[Stage, ...] = (
           does="spoken-language identification"),
     Stage("stt", optional=False, default_engine="whisper", metrics_port=9104, result=r.SttResult,
           does="speech-to-text with speech parameters"),
+    Stage("redact", optional=True, default_engine="presidio", metrics_port=9107, result=r.RedactResult,
+          audio=True, opt_in=True, does="PII redaction of the transcript and the audio"),
     Stage("llm1", optional=True, default_engine="llm", metrics_port=9105, result=r.Llm1Result,
           reaudit=True, does="audit questionnaire and trade verification"),
     Stage("llm2", optional=True, default_engine="rules", metrics_port=9106, result=r.Llm2Result,
@@ -73,6 +76,7 @@ REGISTRY: tuple[Stage, ...] = (
 STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
 OPTIONAL_STAGES: frozenset[str] = frozenset(s.name for s in REGISTRY if s.optional)
 REAUDIT_STAGES: tuple[str, ...] = tuple(s.name for s in REGISTRY if s.reaudit)
+OPT_IN_STAGES: frozenset[str] = frozenset(s.name for s in REGISTRY if s.opt_in)
 _BY_NAME = {s.name: s for s in REGISTRY}
 
 #: FileEvent.results as a model: one optional result per stage, in registry order.
@@ -98,6 +102,12 @@ def order(name: str) -> int:
 def results_of(event: dict[str, Any]) -> Any:
     """The event's results as a `StageResults` model (`.stt`, `.llm1`, ... typed, None when not run)."""
     return StageResults.model_validate(event.get("results") or {})
+
+
+def audit_owner(plan: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """auditResult column -> the stage of `plan` that writes it: the last one that fills it (redact's
+    transcript replaces stt's, so a batch that redacts never stores the original text in the table)."""
+    return {c: s.name for s in REGISTRY if s.name in plan for c in s.result.AUDIT_COLUMNS}
 
 
 def empty_results() -> dict[str, None]:

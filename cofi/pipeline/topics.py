@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cofi.errors import UnknownStageError
-from cofi.pipeline.stages import DONE, OPTIONAL_STAGES, STAGES
+from cofi.pipeline.stages import DONE, OPT_IN_STAGES, OPTIONAL_STAGES, STAGES
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,16 @@ class Topics:
         return topic[len(head):] if topic.startswith(head) else None
 
 
-def stage_plan(skip: list[str] | tuple[str, ...] = ()) -> list[str]:
-    """Enabled stages in order; only optional stages may be skipped."""
-    unknown = [s for s in skip if s not in STAGES]
+def stage_plan(skip: list[str] | tuple[str, ...] = (), enable: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Enabled stages in order; only optional stages may be skipped; opt-in stages (redact) run only
+    when enabled (a BatchStart with a redaction policy enables redact)."""
+    unknown = [s for s in [*skip, *enable] if s not in STAGES]
     if unknown:
         raise UnknownStageError(f"unknown stage(s): {', '.join(unknown)}; known: {', '.join(STAGES)}")
     mandatory = [s for s in skip if s not in OPTIONAL_STAGES]
     if mandatory:
         raise UnknownStageError(f"stage(s) {', '.join(mandatory)} cannot be skipped")
-    return [s for s in STAGES if s not in set(skip)]
+    return [s for s in STAGES if s not in set(skip) and (s not in OPT_IN_STAGES or s in set(enable))]
 
 
 def next_stage(plan: list[str], current: str) -> str:

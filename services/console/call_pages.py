@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
@@ -12,18 +12,32 @@ from services.console.web import current_user, render, state
 router = APIRouter(dependencies=[Depends(current_user)])
 
 
-def _call(request: Request, batch_id: int, file_id: str) -> CallView:
+def may_hear_originals(request: Request) -> bool:
+    """A redacted call's original is kept (REDACT_KEEP_ORIGINAL) and this user's role may read it
+    (REDACT_ORIGINAL_ROLES)."""
+    settings = state(request).settings
+    return settings.redact_keep_original and current_user(request).role in settings.redact_original_roles
+
+
+def _original(request: Request, original: bool) -> bool:
+    if original and not may_hear_originals(request):
+        raise HTTPException(403, "the unredacted original is not kept or not for your role")
+    return original
+
+
+def _call(request: Request, batch_id: int, file_id: str, original: bool = False) -> CallView:
     console = state(request)
     try:
         with console.db.connect() as conn:
-            return load_call(conn, batch_id, file_id, console.artifact_root)
+            return load_call(conn, batch_id, file_id, console.artifact_root, original=_original(request, original))
     except CallNotFound as exc:
         raise HTTPException(404, str(exc)) from None
 
 
 @router.get("/batches/{batch_id}/files/{file_id}", response_class=HTMLResponse)
-def call_page(request: Request, batch_id: int, file_id: str) -> Response:
-    return render(request, "call.html", call=_call(request, batch_id, file_id))
+def call_page(request: Request, batch_id: int, file_id: str, original: bool = Query(False)) -> Response:
+    return render(request, "call.html", call=_call(request, batch_id, file_id, original),
+                  originals=may_hear_originals(request))
 
 
 @router.get("/batches/{batch_id}/files/{file_id}/verdict", response_class=HTMLResponse)
@@ -33,17 +47,18 @@ def call_verdict(request: Request, batch_id: int, file_id: str) -> Response:
 
 
 @router.get("/batches/{batch_id}/files/{file_id}/data.json")
-def call_json(request: Request, batch_id: int, file_id: str) -> Response:
-    return JSONResponse(jsonable_encoder(_call(request, batch_id, file_id).to_json()))
+def call_json(request: Request, batch_id: int, file_id: str, original: bool = Query(False)) -> Response:
+    return JSONResponse(jsonable_encoder(_call(request, batch_id, file_id, original).to_json()))
 
 
 @router.get("/batches/{batch_id}/files/{file_id}/audio")
-def call_audio(request: Request, batch_id: int, file_id: str) -> Response:
-    """The stored audio with HTTP range requests (206), so the player can seek."""
+def call_audio(request: Request, batch_id: int, file_id: str, original: bool = Query(False)) -> Response:
+    """The stored audio with HTTP range requests (206), so the player can seek; the redacted audio of a
+    call its batch redacts (the original only to a privileged role, when kept)."""
     console = state(request)
     try:
         with console.db.connect() as conn:
-            path = audio_of(conn, batch_id, file_id, console.artifact_root)
+            path = audio_of(conn, batch_id, file_id, console.artifact_root, original=_original(request, original))
     except CallNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     if path is None:

@@ -2,7 +2,9 @@
 
 Files are only ever read from where the pipeline wrote them: the transcript from under
 ARTIFACT_ROOT, the audio from under ARTIFACT_ROOT or the call's recorded original path.
-Nothing in a request names a path.
+Nothing in a request names a path. A call of a batch that redacts shows only the redact
+stage's transcript and audio (nothing while redaction is pending or failed); its original
+only when asked for (`original=True`), which the pages allow to privileged roles only.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy import Connection, select
 
 from cofi import db
 from cofi.pipeline.codec import DecodeError, get_codec
+from cofi.pipeline.stages import results_of
+from cofi.redaction import STAGE as REDACT
 from services.console.actions import decode_json
 from services.console.evidence import Location, Turn, Word, locate
 
@@ -55,10 +59,13 @@ class CallView:
     trades: list[Evidence]
     history: list[dict[str, Any]]
     audio: Path | None
+    redacted: bool = False  # the batch redacts this call: what is shown is the redacted transcript and audio
+    original: bool = False  # showing the unredacted original (a privileged role asked for it)
 
     def to_json(self) -> dict[str, Any]:
         return {"batchId": self.batch_id, "fileId": self.file_id, "file": self.file,
                 "status": self.row["status"], "audio": self.audio is not None, "timed": self.timed,
+                "redacted": self.redacted, "original": self.original,
                 "turns": [asdict(t) for t in self.turns],
                 "answers": [_ev_json(e) for e in self.answers], "tradeChecks": [_ev_json(e) for e in self.trades],
                 "audit": self.audit, "history": self.history}
@@ -86,14 +93,34 @@ def _last_event(raw: bytes | None) -> dict[str, Any]:
         return {}
 
 
-def audio_path(row: dict[str, Any], artifact_root: Path) -> Path | None:
+def redacts(event: dict[str, Any]) -> bool:
+    """Does the call's batch redact it (the redact stage is in its plan)?"""
+    return REDACT in (event.get("stages") or [])
+
+
+def _redacted_file(event: dict[str, Any], attr: str, artifact_root: Path) -> Path | None:
+    """The redact stage's output (`outputPath` or `transcriptPath`), if it ran and wrote it under ARTIFACT_ROOT."""
+    try:
+        result = results_of(event).redact
+    except ValueError:
+        return None
+    path = Path(getattr(result, attr)) if result is not None and getattr(result, attr) else None
+    return path.resolve() if path is not None and _within(path, artifact_root) and path.is_file() else None
+
+
+def audio_path(row: dict[str, Any], artifact_root: Path, *, original: bool = False) -> Path | None:
     """The call's stored audio: the last event's current audio (what STT transcribed, so transcript
     times match), else the last audio artifact, else the original; only under ARTIFACT_ROOT or the
-    recorded original path."""
+    recorded original path. For a call its batch redacts: the redacted audio only, unless `original`."""
     event = _last_event(row.get("lastEvent"))
+    if redacts(event) and not original:
+        return _redacted_file(event, "outputPath", artifact_root)
     originals = {str(Path(p).resolve()) for p in (row["file"], event.get("audioPath")) if p}
     folder = artifact_root / str(row["batchId"]) / str(row["fileId"])
-    candidates: list[str] = [event["currentAudio"]] if event.get("currentAudio") else []
+    current = event.get("currentAudio")
+    if current and redacts(event):  # the original: what stt transcribed, not what redact wrote
+        current = _stt_source(event, artifact_root)
+    candidates: list[str] = [current] if current else []
     if folder.is_dir():
         for stage in ARTIFACT_AUDIO:
             candidates += [str(p) for p in sorted(folder.glob(f"{stage}.*")) if p.suffix in AUDIO_TYPES]
@@ -153,7 +180,20 @@ def _evidence(turns: list[Turn], items: list[dict[str, Any]] | None, kind: str) 
     return out
 
 
-def load_call(conn: Connection, batch_id: int, file_id: str, artifact_root: Path) -> CallView:
+def _stt_source(event: dict[str, Any], artifact_root: Path) -> str | None:
+    """The audio stt transcribed, as its artifact says (when it is still there)."""
+    stt = results_of(event).stt
+    path = Path(stt.transcriptPath) if stt is not None and stt.transcriptPath else None
+    if path is None or not _within(path, artifact_root) or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("source")
+    except (OSError, ValueError):
+        return None
+
+
+def load_call(conn: Connection, batch_id: int, file_id: str, artifact_root: Path, *,
+              original: bool = False) -> CallView:
     fd, ar, pl = db.file_distribution, db.audit_result, db.processing_logs
     row = conn.execute(select(fd).where(fd.c.batchId == batch_id, fd.c.fileId == file_id)).mappings().first()
     if row is None:
@@ -164,18 +204,25 @@ def load_call(conn: Connection, batch_id: int, file_id: str, artifact_root: Path
     history = [dict(r) for r in conn.execute(
         select(pl.c.stage_name, pl.c.status, pl.c.created_at, pl.c.duration, pl.c.worker, pl.c.error)
         .where(pl.c.batch_id == str(batch_id), pl.c.file == row["file"]).order_by(pl.c.created_at, pl.c.id)).mappings()]
-    turns, timed = load_transcript(audit, artifact_root)
+    event = _last_event(row.get("lastEvent"))
+    redacted = redacts(event)
+    if redacted and original:  # the unredacted transcript, where stt wrote it (if it was kept)
+        stt = results_of(event).stt
+        turns, timed = load_transcript({"transcriptPath": stt.transcriptPath if stt else None}, artifact_root)
+    else:
+        turns, timed = load_transcript(audit, artifact_root)
     answers = _evidence(turns, audit.get("answers"), "answer")
     trades = _evidence(turns, audit.get("tradeChecks"), "trade")
     return CallView(batch_id, file_id, row["file"], row, audit, turns, timed, answers, trades, history,
-                    audio_path(row, artifact_root))
+                    audio_path(row, artifact_root, original=original), redacted, redacted and original)
 
 
-def audio_of(conn: Connection, batch_id: int, file_id: str, artifact_root: Path) -> Path | None:
+def audio_of(conn: Connection, batch_id: int, file_id: str, artifact_root: Path, *,
+             original: bool = False) -> Path | None:
     """Only the audio path (the player's range requests read one row, not the whole call)."""
     fd = db.file_distribution
     row = conn.execute(select(fd.c.batchId, fd.c.fileId, fd.c.file, fd.c.lastEvent)
                        .where(fd.c.batchId == batch_id, fd.c.fileId == file_id)).mappings().first()
     if row is None:
         raise CallNotFound(f"batch {batch_id} has no file {file_id}")
-    return audio_path(dict(row), artifact_root)
+    return audio_path(dict(row), artifact_root, original=original)

@@ -23,6 +23,7 @@ from cofi.audit.questionnaire import QuestionnaireError, questionnaire_of, speec
 from cofi.audit.trade_facts import trade_facts, uncertain_words
 from cofi.audit.transcript import Line, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
+from cofi.pipeline.transcript_source import audit_artifact, audit_transcript
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,10 @@ def stt_of(event: Mapping[str, Any]) -> Mapping[str, Any]:
     return stt
 
 
-def _transcript_json(stt: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The STT artifact (word probabilities), when this worker can read it."""
-    path = str(stt.get("transcriptPath") or "")
+def _transcript_json(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The transcript artifact the audit reads (redacted when the batch redacts), for its word
+    probabilities, when this worker can read it."""
+    path = audit_artifact(event)
     try:
         return json.loads(Path(path).read_text(encoding="utf-8")) if path else None
     except (OSError, ValueError):
@@ -63,12 +65,12 @@ class Llm1Engine(Engine):
         except QuestionnaireError as exc:
             raise PermanentError(f"file {event.get('file')}: bad questionnaire in event: {exc}") from exc
         stt = stt_of(event)
-        lines = split_lines(str(stt.get("text") or ""))
+        lines = split_lines(audit_transcript(event))  # the redacted transcript when the batch redacts
         shown = fit(lines, self.settings.llm_max_transcript_chars)
         usage = Usage()
         answerer = Answerer(self.client, lines, usage, max_checks=self.settings.llm_max_checks, prompt_lines=shown)
         answers: dict[str, AnswerRecord] = answerer.answer_all(questionnaire.by_type("llm"))
-        unsure = uncertain_words(_transcript_json(stt))
+        unsure = uncertain_words(_transcript_json(event))
         master = default_master().merged(master_of(event.get("instruments") or []))
         trades = list(event.get("trades") or [])
         booked = [master.get(str(t["symbol"])) for t in trades]

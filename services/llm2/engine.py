@@ -21,6 +21,7 @@ from cofi.audit.transcript import by_number, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.results import Llm1Result, SttResult
 from cofi.pipeline.stages import results_of
+from cofi.pipeline.transcript_source import audit_transcript
 from cofi.settings import Settings
 from services.llm2.scoring import score_answers, verdict
 
@@ -86,16 +87,17 @@ class Llm2Engine(Engine):
                            {q.id for q in questionnaire.questions})
         rule_results = []
         for rule in rules.rules:
-            passed, reason = self.rules_eval.evaluate(rule, names) if rule.when is not None else self._judge(rule, stt)
+            passed, reason = self.rules_eval.evaluate(rule, names) if rule.when is not None else \
+                self._judge(rule, audit_transcript(event))
             rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
                                  "severity": rule.severity, "reason": reason})
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
         return StageOutput(result={"answers": scored.answers, "rules": rule_results, "score": scored.score,
                                    "verdict": v, "reasons": reasons})
 
-    def _judge(self, rule: Rule, stt: SttResult | None) -> tuple[bool, str]:
+    def _judge(self, rule: Rule, text: str) -> tuple[bool, str]:
         """An `llm` rule: the model says whether the call complies and cites a line (quoted as we hold it)."""
-        lines = fit(split_lines(stt.text if stt is not None else ""), self.settings.llm_max_transcript_chars)
+        lines = fit(split_lines(text), self.settings.llm_max_transcript_chars)
         if not lines:
             return False, f"{rule.id}: empty transcript, cannot judge {rule.llm!r}"
         fmt = LinesFormat.of([[IntField("line", 0, max(ln.number for ln in lines)),

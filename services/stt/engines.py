@@ -9,10 +9,6 @@ Silero VAD intervals of each channel, which are tighter than Whisper's word ends
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +16,9 @@ from faster_whisper.vad import VadOptions
 
 from cofi.audio.io import Audio, load_settings_audio
 from cofi.models.whisper import get_whisper, speech_segments
-from cofi.pipeline.engine import Engine, StageContext, StageOutput
+from cofi.pipeline.engine import Engine, StageContext, StageOutput, write_json
 from cofi.pipeline.stages import results_of
+from cofi.pipeline.transcript_source import labelled_text
 from cofi.settings import Settings
 from services.stt.speech import speech_params
 
@@ -82,10 +79,10 @@ class WhisperStt(Engine):
         speech = speech_params(audio.duration, intervals, n_words,
                                agent=audio.roles[0] if audio.stereo else "agent",
                                customer=audio.roles[1] if audio.stereo else "customer")
-        text = _labelled_text(segments)
+        text = labelled_text(segments)
         lang_out = detected or "und"
         path = ctx.artifact("json")
-        _write_json(path, {"language": lang_out, "durationSec": audio.duration, "source": event["currentAudio"],
+        write_json(path, {"language": lang_out, "durationSec": audio.duration, "source": event["currentAudio"],
                            "speakers": [s for s, _ in tracks], "segments": segments, "speech": speech,
                            "vad": {k: [[round(a, 3), round(b, 3)] for a, b in v] for k, v in intervals.items()}})
         return StageOutput(result={"language": lang_out, "transcriptPath": str(path), "text": text,
@@ -119,24 +116,6 @@ def _split_on_pauses(speaker: str, words: list[dict[str, Any]], pause: float = S
             groups[-1].append(w)
     return [{"speaker": speaker, "start": g[0]["start"], "end": g[-1]["end"],
              "text": " ".join(w["word"] for w in g), "words": g} for g in groups]
-
-
-def _labelled_text(segments: list[dict[str, Any]]) -> str:
-    """'agent: ...' lines, consecutive segments of one speaker joined into one line."""
-    lines: list[tuple[str, str]] = []
-    for s in segments:
-        if lines and lines[-1][0] == s["speaker"]:
-            lines[-1] = (s["speaker"], f"{lines[-1][1]} {s['text']}")
-        else:
-            lines.append((s["speaker"], s["text"]))
-    return "\n".join(f"{who}: {what}" for who, what in lines)
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def build_engine(name: str, settings: Settings) -> Engine:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cofi.pipeline.events import EMITTER_STAGE, EMITTER_TRACKER
-from cofi.pipeline.stages import DONE, STAGES, order, stage
+from cofi.pipeline.stages import DONE, STAGES, audit_owner, order, stage
 from services.tracker.progress import LogRow
 
 PENDING, IN_PROGRESS, COMPLETED, FAILED = "Pending", "InProgress", "Completed", "Failed"
@@ -114,8 +114,11 @@ def on_file_event(row: FileRow, record: dict[str, Any], raw: bytes, topic_stage:
             result.durationMs if result else 0, result.worker if result else None))
         if rules.per_file:
             w.exec_logs.append(LogRow(row.batchId, done, "file_complete", f"fc:{record['eventId']}", row.file))
-        if result is not None and result.audit_columns():
-            w.audit = {"batchId": row.batchId, "fileId": row.fileId, "file": row.file, **result.audit_columns()}
+        owner = audit_owner(record["stages"])  # a later stage of the plan may own a column (redact: transcript)
+        columns = {c: v for c, v in (result.audit_columns() if result is not None else {}).items()
+                   if owner.get(c, done) == done}
+        if columns:
+            w.audit = {"batchId": row.batchId, "fileId": row.fileId, "file": row.file, **columns}
     # A failure at this stage or later, read before this event, stands.
     failed_later = row.status == FAILED and order(row.failedStage or "") >= order(arr.entered)
     if row.currentStage is None or order(arr.entered) >= order(row.currentStage):

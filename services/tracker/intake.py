@@ -24,6 +24,7 @@ from cofi.pipeline.paths import AudioRoots, confine_batch
 from cofi.pipeline.stages import STAGES, empty_results
 from cofi.pipeline.topics import Topics, first_stage, stage_plan
 from cofi.pipeline.transactions import Outgoing
+from cofi.redaction import PolicyError, checked_policy, enabled_stages
 from cofi.settings import Settings
 from services.tracker import store
 from services.tracker.emit import emission
@@ -39,6 +40,8 @@ def content_hash(files: list[tuple[str, dict[str, str]]], plan: list[str], start
            "questionnaire": start.get("questionnaire"), "rules": start.get("rules"),
            "trades": sorted(t["tradeId"] for t in start.get("trades") or []),
            "instruments": sorted(i["symbol"] for i in start.get("instruments") or [])}
+    if start.get("redact") is not None:  # only then: the hashes of batches submitted before v2 stay the same
+        doc["redact"] = start["redact"]
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -84,8 +87,9 @@ class Intake:
 
     def _expand(self, start: dict[str, Any]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
         try:
-            plan = stage_plan(start.get("skip") or [])
-        except UnknownStageError as exc:
+            policy = checked_policy(start.get("redact"))
+            plan = stage_plan(start.get("skip") or [], enable=enabled_stages(policy))
+        except (UnknownStageError, PolicyError) as exc:
             raise BatchRejected(str(exc)) from exc
         roots = AudioRoots.of(self.settings)
         try:
@@ -157,6 +161,7 @@ class Intake:
                 "trades": mapping.by_file.get(call["fileId"], []), "questionnaire": start.get("questionnaire"),
                 "rules": start.get("rules"), "vocabulary": vocabulary,
                 "instruments": master.records(t["symbol"] for t in mapping.by_file.get(call["fileId"], [])),
+                "redactPolicy": checked_policy(start.get("redact")),
             }
             em = emission(self.codec, self.topics, event, first, 0)
             out.append(em)

@@ -118,9 +118,10 @@ class Recovery:
         progress_cache.pop((batch.id, int(batch.config["round"])), None)
         out: list[Outgoing] = []
         rows = []
+        before = batch.stages[:batch.stages.index(start)]
         for row in store.files_with_transcript(conn, batch.id):
-            if row.lastEvent is None:
-                continue
+            if row.lastEvent is None or not all(row.flags.get(s) for s in before):
+                continue  # e.g. redact not done: its audit would read (and quote) the unredacted transcript
             event = self.codec.decode_as("FileEvent", row.lastEvent)
             event["rules"] = batch.config.get("rules")
             event["questionnaire"] = batch.config.get("questionnaire")

@@ -109,7 +109,8 @@ def insert_exec_logs(conn: Connection, rows: Sequence[LogRow]) -> None:
             [r.__dict__ for r in rows])
 
 
-_AUDIT_COLS = tuple(c for s in REGISTRY for c in s.result.AUDIT_COLUMNS)  # auditResult columns the stages fill
+# auditResult columns the stages fill (once each: redact fills stt's transcript columns in a batch that redacts)
+_AUDIT_COLS = tuple(dict.fromkeys(c for s in REGISTRY for c in s.result.AUDIT_COLUMNS))
 
 
 def upsert_audit(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -25,6 +25,7 @@ from cofi.pipeline.manifest import is_audio, missing_files, read_manifest
 from cofi.pipeline.paths import AudioRoots
 from cofi.pipeline.stages import OPTIONAL_STAGES, STAGES
 from cofi.pipeline.topics import Topics, stage_plan
+from cofi.redaction import ENTITY_TYPES, PolicyError, enabled_stages, make_policy
 from cofi.settings import Settings
 
 SKIPPABLE = ",".join(s for s in STAGES if s in OPTIONAL_STAGES)
@@ -54,11 +55,16 @@ def new_batch_id() -> int:
 def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int | None = None,
                      rules: Path | None = None, questionnaire: Path | None = None, trades: Path | None = None,
                      instruments: Path | None = None, callback: str | None = None, inline: bool | None = None,
-                     roots: AudioRoots | None = None) -> Submission:
+                     roots: AudioRoots | None = None, redact: list[str] | None = None,
+                     redact_audio: str = "tone") -> Submission:
     """Validate everything locally and build the BatchStart; CliError(2) on any problem (a path outside
     `roots`, AUDIO_ROOTS, included: the tracker would refuse it the same way)."""
     skipped = parse_skip(skip)
-    plan = stage_plan(skipped)
+    try:
+        policy = make_policy(redact, redact_audio) if redact else None
+    except PolicyError as exc:
+        raise CliError(f"--redact: {exc}") from None
+    plan = stage_plan(skipped, enable=enabled_stages(policy))
     if batch_id is not None:
         check_batch_id(batch_id, "--batch-id")
     check_callback(callback)
@@ -96,6 +102,7 @@ def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int
         "callback": callback,
         "submittedBy": submitted_by(),
         "instruments": master,
+        "redact": policy,
     }
     size = len(get_codec().encode("BatchStart", record))
     if size > MAX_INLINE_BYTES:
@@ -143,12 +150,15 @@ def submit(ctx: typer.Context,
            inline: Annotated[bool | None, typer.Option("--inline/--manifest",
                                               help="send the file list in the event / let the tracker read the manifest")] = None,
            watch: Annotated[bool, typer.Option("--watch", help="then watch progress like `cofi status --watch`")] = False,
+           redact: Annotated[list[str] | None, typer.Option("--redact", help="redact PII from transcripts and audio "
+                                                            f"before the audit: all, or entity types ({', '.join(ENTITY_TYPES)})")] = None,
+           redact_audio: Annotated[str, typer.Option("--redact-audio", help="replace redacted audio with: tone | silence")] = "tone",
            ) -> None:
     """Validate a batch locally, then send its BatchStart."""
     settings = settings_of(ctx)
     sub = build_submission(path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
                            trades=trades, instruments=instruments, callback=callback, inline=inline,
-                           roots=AudioRoots.of(settings))
+                           roots=AudioRoots.of(settings), redact=redact, redact_audio=redact_audio)
     stamp = row_stamp(settings, sub.batch_id) if watch else None  # a re-submitted batch id resumes that batch
     send_submission(settings, sub, make_console())
     if watch:

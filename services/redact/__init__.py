@@ -1,0 +1,1 @@
+"""The redact stage: PII out of transcripts and audio (opt-in per batch)."""
