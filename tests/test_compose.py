@@ -97,3 +97,16 @@ def test_grafana_dashboard_is_provisioned() -> None:
         assert metric in exprs, metric
     assert "histogram_quantile(0.95" in exprs
     assert {t["datasource"]["uid"] for p in dash["panels"] for t in p["targets"]} == {uid}
+
+
+def test_broker_accepts_the_largest_topic_config(compose: dict[str, Any]) -> None:
+    """`cofi.ops.admin init` sets max.message.bytes per topic; the broker's own limits must let them through."""
+    from cofi.ops.admin import topic_configs
+    from cofi.pipeline.topics import Topics
+
+    env = compose["services"]["kafka"]["environment"]
+    largest = max(int(c["max.message.bytes"]) for c in topic_configs(Topics(), Settings().max_event_bytes).values())
+    assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) >= largest
+    assert int(env["KAFKA_REPLICA_FETCH_MAX_BYTES"]) >= largest
+    kafka_sh = (ROOT / "scripts" / "kafka.sh").read_text()
+    assert f"message.max.bytes={env['KAFKA_MESSAGE_MAX_BYTES']}" in kafka_sh

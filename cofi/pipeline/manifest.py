@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cofi.errors import ManifestError
+from cofi.pipeline.batchcheck import spec_problem
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".mp3", ".ogg"})
 FILE_COLUMN = "file"
@@ -51,7 +52,7 @@ def read_manifest(path: str | Path) -> list[FileSpec]:
         return _read_directory(p)
     suffix = p.suffix.lower()
     if suffix in AUDIO_EXTENSIONS:
-        return [FileSpec(os.path.normpath(p))]
+        return [_checked(str(p), FileSpec(os.path.normpath(p)))]
     if suffix == ".csv":
         rows = _load_csv(p)
     elif suffix == ".json":
@@ -75,7 +76,7 @@ def _read_directory(root: Path) -> list[FileSpec]:
         files.extend(os.path.join(dirpath, n) for n in names if os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS)
     if not files:
         raise ManifestError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this directory")
-    return [FileSpec(os.path.normpath(f)) for f in sorted(files)]
+    return [_checked(str(root), FileSpec(os.path.normpath(f))) for f in sorted(files)]
 
 
 def _read_text(p: Path) -> str:
@@ -147,8 +148,17 @@ def _to_specs(p: Path, rows: list[tuple[int, dict[str, Any]]]) -> list[FileSpec]
         if f in seen:
             raise ManifestError(f"{p}: {what} {n}: duplicate file {raw.strip()!r} (first at {what} {seen[f]})")
         seen[f] = n
-        specs.append(FileSpec(f, _metadata(p, what, n, row)))
+        specs.append(_checked(f"{p}: {what} {n}", FileSpec(f, _metadata(p, what, n, row))))
     return specs
+
+
+def _checked(where: str, spec: FileSpec) -> FileSpec:
+    """The spec, or ManifestError naming the row or folder of a name or metadata no event or table can hold
+    (undecodable bytes, NUL, too long): refused at submit, never a crash or a lost file later."""
+    problem = spec_problem(spec.file, spec.metadata)
+    if problem is not None:
+        raise ManifestError(f"{where}: {problem}")
+    return spec
 
 
 def _metadata(p: Path, what: str, n: int, row: dict[str, Any]) -> dict[str, str]:

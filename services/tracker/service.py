@@ -79,7 +79,7 @@ class Tracker(ServiceLoop):
     # ---- the service loop's hooks ---------------------------------------------------------------
 
     def subscribe(self, consumer: Consumer) -> None:
-        consumer.subscribe(self.topics.all(), on_revoke=lambda c, p: self.progress_cache.clear())
+        consumer.subscribe(self.topics.tracked(), on_revoke=lambda c, p: self.progress_cache.clear())
 
     def health_detail(self) -> tuple[bool, dict[str, Any]]:
         return True, {"service": "tracker", "group": self.group}

@@ -9,7 +9,8 @@ from urllib.parse import urlparse
 
 from cofi.audit.questionnaire import QuestionnaireError, default_questionnaire, load_questionnaire
 from cofi.audit.rules import RulesError, load_rules
-from cofi.errors import CliError, UnknownStageError
+from cofi.errors import BatchRejected, CliError, UnknownStageError
+from cofi.pipeline.batchcheck import check_callback as check_callback_length
 from cofi.pipeline.stages import STAGES
 from cofi.pipeline.topics import stage_plan
 
@@ -56,6 +57,10 @@ def check_callback(url: str | None) -> None:
     parts = urlparse(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CliError(f"--callback {url!r} is not an http(s) URL")
+    try:
+        check_callback_length(url)
+    except BatchRejected as exc:
+        raise CliError(f"--callback: {exc}") from None
 
 
 def submitted_by() -> str:
