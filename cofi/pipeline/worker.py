@@ -12,7 +12,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +20,12 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from cofi.errors import DecodeError, PermanentError, ResultError, TransientError
+from cofi.errors import DeadlineExceeded, DecodeError, PermanentError, ResultError, TransientError
 from cofi.pipeline import events
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.control import CancelWatcher
 from cofi.pipeline.engine import Engine, StageContext, StageOutput
+from cofi.pipeline.enginepool import CrashJournal, EnginePool
 from cofi.pipeline.kafka import instance_name
 from cofi.pipeline.metrics import CachedHealth, StageMetrics
 from cofi.pipeline.service import ServiceLoop, first_offsets
@@ -69,7 +70,10 @@ class StageWorker(ServiceLoop):
         self.topic = self.topics.stage(stage)
         self.worker_name = f"{stage}@{settings.worker_id}"
         self.batch_size = settings.commit_every_messages if not engine.slow else max(1, settings.stage_concurrency)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.stage_concurrency), thread_name_prefix=stage)
+        self.pool = EnginePool(settings.stage_concurrency, stage)
+        # slow engines only: a fast one never holds a file long enough to be OOM-killed on it
+        self.journal = CrashJournal(settings.artifact_root, stage) if engine.slow else None
+        self.journaled: set[tuple[str, int]] = set()  # files in the journal now (a clean stop clears them)
         self.assigned: set[tuple[str, int]] = set()
         self.revoked_during_batch: set[tuple[str, int]] = set()
         self.buffer: list[Message] = []
@@ -89,7 +93,10 @@ class StageWorker(ServiceLoop):
     def health_detail(self) -> tuple[bool, dict[str, Any]]:
         ok, reason = self.engine_health.last
         detail = {"stage": self.stage, "engine": self.engine.name, "assigned": len(self.assigned),
-                  "processed": self.processed_total}
+                  "processed": self.processed_total, "abandoned": self.pool.abandoned}
+        hung = self.pool.hung()
+        if ok and hung:
+            ok, reason = False, hung
         return ok, {**detail, "reason": reason} if not ok else detail
 
     def on_start(self) -> None:
@@ -111,7 +118,10 @@ class StageWorker(ServiceLoop):
         self.engine_health.stop()
 
     def after_close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
+        if self.journal is not None:
+            for entry in list(self.journaled):  # left to the next owner by a clean stop: not a crash
+                self.journal.end(*entry)
         self.engine.close()
         log.info("%s: stopped after %d files", self.stage, self.processed_total)
 
@@ -147,27 +157,39 @@ class StageWorker(ServiceLoop):
         if paused:
             self.consumer.pause(paused)
         futures: list[Future[Handled]] = [self.pool.submit(self._handle, m) for m in msgs]
+        overdue: dict[int, Handled] = {}  # files failed at their deadline, their engine calls abandoned
         deadline: float | None = None
         try:
-            while not all(f.done() for f in futures):
+            while not all(f.done() or i in overdue for i, f in enumerate(futures)):
                 # Keep the group membership alive while the engine works (partitions are paused).
                 # Messages of partitions assigned meanwhile are kept for the next batch.
                 got = self.consumer.consume(num_messages=100, timeout=0.2)
                 self.buffer.extend(self.usable(got))
                 self.heartbeat.beat()
+                self._fail_overdue(msgs, futures, overdue)
                 if self.stopping.is_set():
                     deadline = deadline or time.monotonic() + self.settings.shutdown_grace_s
                     if time.monotonic() > deadline:
                         log.warning("%s: shutdown grace over; %d files left uncommitted for the next owner",
                                     self.stage, sum(not f.done() for f in futures))
                         return
-            handled = [f.result() for f in futures]
+            handled = [overdue.get(i) or f.result() for i, f in enumerate(futures)]
             self._commit(handled)
         finally:
             if self.consumer is not None:
                 now_assigned = [TopicPartition(t, p) for t, p in self.assigned]
                 if now_assigned:
                     self.consumer.resume(now_assigned)
+
+    def _fail_overdue(self, msgs: list[Message], futures: list[Future[Handled]], overdue: dict[int, Handled]) -> None:
+        """Fail every file whose engine call outlived the stage's deadline; the batch goes on without it."""
+        limit = self.settings.deadline_for(self.stage)
+        for i in self.pool.abandon_overdue(futures, limit, skip=set(overdue)):
+            raw = msgs[i].value() or b""  # it decoded (an undecodable message fails at once, never late)
+            overdue[i] = self._failed(msgs[i], raw, self.codec.decode_as("FileEvent", raw), DeadlineExceeded.__name__,
+                                      f"engine {self.engine.name} was still busy on this file after {limit:.0f}s "
+                                      f"({self.stage.upper()}_FILE_DEADLINE_S or FILE_DEADLINE_S); the call was "
+                                      "abandoned and the stage went on", attempts=1)
 
     def _commit(self, handled: list[Handled]) -> None:
         """One transaction: every output of the batch and the consumed offsets."""
@@ -221,6 +243,8 @@ class StageWorker(ServiceLoop):
             return self._failed(msg, raw, None, "DecodeError", str(exc), attempts=0, outcome="decode_error")
         try:
             return self._handle_event(msg, raw, event)
+        except PermanentError as exc:  # the forwarded event too large, ...
+            return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts=0)
         except Exception as exc:  # noqa: BLE001 - a bug must fail one file, not stop the stage
             log.exception("%s: %s: unexpected error", self.stage, event.get("file"))
             return self._failed(msg, raw, event, type(exc).__name__, f"internal error in the {self.stage} worker: "
@@ -239,8 +263,27 @@ class StageWorker(ServiceLoop):
     def _run_engine(self, msg: Message, raw: bytes, event: dict[str, Any]) -> Handled:
         ctx = StageContext(stage=self.stage, worker=self.worker_name, settings=self.settings,
                            batch_id=event["batchId"], file_id=event["fileId"])
-        attempts = 0
         started = time.monotonic()
+        if self.journal is None:
+            return self._attempts(msg, raw, event, ctx, started)
+        entry = (event["fileId"], event.get("generation", 0))
+        died = self.journal.begin(*entry)
+        if died >= self.settings.max_worker_crashes:
+            self.journal.end(*entry)
+            return self._failed(msg, raw, event, "WorkerCrashed",
+                                f"the {self.stage} worker died {died} times while processing this file (killed for "
+                                "memory, or a crash in native code); failed so that the next worker does not die the "
+                                "same way", died)
+        self.journaled.add(entry)
+        try:
+            return self._attempts(msg, raw, event, ctx, started)
+        finally:
+            self.journaled.discard(entry)
+            self.journal.end(*entry)
+
+    def _attempts(self, msg: Message, raw: bytes, event: dict[str, Any], ctx: StageContext,
+                  started: float) -> Handled:
+        attempts = 0
         self.metrics.inflight.labels(self.stage).inc()
 
         def attempt() -> StageOutput:
@@ -273,7 +316,7 @@ class StageWorker(ServiceLoop):
             self.metrics.seconds.labels(self.stage, self.engine.name).observe(time.monotonic() - started)
         try:
             return Handled(msg, [self._output(event, output, time.monotonic() - started)])
-        except ResultError as exc:
+        except PermanentError as exc:  # ResultError: does not fit its model; EventTooLarge
             return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts, started=started)
 
     def _output(self, event: dict[str, Any], output: StageOutput, elapsed_s: float) -> Outgoing:
@@ -300,20 +343,22 @@ class StageWorker(ServiceLoop):
         out = {**event, "eventId": events.new_event_id(), "emittedAt": events.now(),
                "emitter": events.EMITTER_STAGE, "completedStage": self.stage}
         topic = self.topics.done if nxt == DONE else self.topics.stage(nxt)
-        return Outgoing(topic, event["fileId"], self.codec.encode("FileEvent", out))
+        value = events.checked_size(self.codec.encode("FileEvent", out), self.settings.max_event_bytes,
+                                    f"the event of {event['file']} after {self.stage}")
+        return Outgoing(topic, event["fileId"], value)
 
     def _failed(self, msg: Message, raw: bytes, event: dict[str, Any] | None, error_type: str, message: str,
                 attempts: int, *, started: float | None = None, permanent: bool = True,
                 outcome: str = "failed") -> Handled:
         duration_ms = int((time.monotonic() - started) * 1000) if started else 0
+        key = event["fileId"] if event else (msg.key().decode(errors="replace") if msg.key() else None)
         failed = events.file_failed(stage=self.stage, error_type=error_type, message=message, attempts=attempts,
                                     worker=self.worker_name, topic=msg.topic(), partition=msg.partition(),
                                     offset=msg.offset(), raw=raw, event=event, engine=self.engine.name,
-                                    duration_ms=duration_ms, permanent=permanent)
+                                    duration_ms=duration_ms, permanent=permanent, file_id=key)
         log.warning("%s: %s failed: %s: %s", self.stage, event["file"] if event else "<undecodable>",
                     error_type, message)
-        key = event["fileId"] if event else (msg.key().decode(errors="replace") if msg.key() else None)
-        return Handled(msg, [Outgoing(self.topics.failed, key, self.codec.encode("FileFailed", failed))],
+        return Handled(msg, [Outgoing(self.topics.failed, key, events.encode_failed(self.codec, failed))],
                        outcome=outcome)
 
 
