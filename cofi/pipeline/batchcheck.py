@@ -14,8 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cofi.errors import BatchRejected
 
+MAX_BIGINT = 2**63 - 1  # batchStatus.id
 MAX_FILE_CHARS = 512  # fileDistribution.file
 MAX_CALLBACK_CHARS = 1024  # batchStatus.callback
+
+
+def check_batch_id(batch_id: int, what: str = "batch id") -> None:
+    if not 0 < batch_id <= MAX_BIGINT:
+        raise BatchRejected(f"{what} {batch_id} must be a positive 64-bit integer")
 
 
 def shown(text: str) -> str:

@@ -30,7 +30,7 @@ class Outgoing:
     """One record to produce inside the batch's transaction."""
 
     topic: str
-    key: str | None
+    key: str | bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] | None = None  # dead letters carry their reason here
 
