@@ -70,15 +70,16 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 class ServiceProcess:
     """`python -m services.<name>` as a real process (stdout and stderr to a log file), for kill -9 tests."""
 
-    def __init__(self, name: str, settings: Settings, log_dir: Path, **env: str) -> None:
+    def __init__(self, name: str, settings: Settings, log_dir: Path, module: str | None = None, **env: str) -> None:
         self.name = name
+        self.argv = ["-m", module, name] if module else ["-m", f"services.{name}"]
         self.env = service_env(settings, **env)
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=REPO, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, *self.argv], cwd=REPO, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
@@ -112,8 +113,9 @@ class Pipeline:
     """
 
     def __init__(self, settings: Settings, log_dir: Path, extra_env: dict[str, dict[str, str]] | None = None,
-                 **common_env: str) -> None:
+                 modules: dict[str, str] | None = None, **common_env: str) -> None:
         self.settings = settings
+        self.modules = modules or {}  # service -> module run as `python -m <module> <service>` instead
         self.log_dir = log_dir
         self.extra_env = extra_env or {}
         self.common_env = {**{f"{s.upper()}_ENGINE": "passthrough" for s in STAGES}, **common_env}
@@ -129,7 +131,8 @@ class Pipeline:
             self.starts[name] += 1
             proc_env = {**self.common_env, **self.extra_env.get(name, {}), **env,
                         "WORKER_INSTANCE": f"{name}-i", "WORKER_ID": self.worker_id(name)}
-            self.procs[name] = ServiceProcess(name, self.settings, self.log_dir, **proc_env).start()
+            self.procs[name] = ServiceProcess(name, self.settings, self.log_dir, self.modules.get(name),
+                                              **proc_env).start()
         return self
 
     def kill(self, name: str) -> None:
@@ -145,6 +148,10 @@ class Pipeline:
     def worker(self, stage: str, start: int | None = None) -> str:
         """The `worker` value in processing_logs of the given start of a stage service."""
         return f"{stage}@{self.worker_id(stage, start)}"
+
+    def pids(self) -> dict[str, int]:
+        """The process id of every current service."""
+        return {n: p.proc.pid for n, p in self.procs.items() if p.proc is not None}
 
     def exited(self) -> dict[str, int]:
         """Services whose process ended on its own (a crash), with the exit code."""
