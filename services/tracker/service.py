@@ -32,7 +32,7 @@ from cofi.pipeline.transactions import Outgoing, offsets_after
 from cofi.settings import Settings
 from services.tracker import store
 from services.tracker.dberrors import database_unusable
-from services.tracker.filestate import LogRules, on_file_event, on_file_failed, orphan_failure
+from services.tracker.filestate import LogRules, charged_stage, on_file_event, on_file_failed, orphan_failure
 from services.tracker.inbox import Decoded, decode
 from services.tracker.intake import Intake
 from services.tracker.progress import BatchView, LogRow, evaluate
@@ -248,6 +248,10 @@ class Tracker(ServiceLoop):
                 continue  # superseded by a resume/reaudit, or cancelled
             touched.add(row.batchId)
             if d.kind == "failed":
+                if d.by_key and row.status in ("Completed", "Cancelled"):
+                    continue  # an unreadable duplicate of a finished file: nothing left to fail
+                if d.by_key:
+                    r = {**r, "stage": charged_stage(row, r["stage"])}
                 rows[key], writes = on_file_failed(row, r)
             else:
                 rows[key], writes = on_file_event(row, r, d.msg.value(), d.stage or DONE, self.log_rules)

@@ -25,7 +25,7 @@ from cofi.pipeline.stages import STAGES
 from cofi.pipeline.topics import Topics
 from cofi.pipeline.transactions import Outgoing
 from services.tracker import store
-from services.tracker.filestate import on_file_failed
+from services.tracker.filestate import charged_stage, on_file_failed
 from services.tracker.inbox import Decoded
 from services.tracker.progress import LogRow
 
@@ -112,9 +112,7 @@ class Unapplied:
             return set()
         if row.status in ("Completed", "Cancelled") or batch.status == "Cancelled":
             return set()  # nothing left to fail: the file (or batch) is done
-        at = rec.get("stage") if d.kind == "failed" else d.stage
-        if at not in STAGES:
-            at = row.currentStage if row.currentStage in STAGES else (batch.stages or list(STAGES))[-1]
+        at = rec["stage"] if d.kind == "failed" and d.record is not None else charged_stage(row, d.stage)
         failure = {"eventId": f"trk-x-{_origin_id(d)}", "stage": at, "errorType": UNAPPLIED,
                    "message": f"{reason} (at {d.where})", "worker": "tracker", "durationMs": 0, "attempts": 0}
         row, writes = on_file_failed(row, failure)
