@@ -30,6 +30,8 @@ from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
 from tests.support.servers import db_answers, free_port, fresh_database, kafka_answers, server_url, unavailable
 
+pytest_plugins = ("tests.support.cli",)  # the `cli` fixture: `cofi` in-process on the test's servers
+
 LOCAL_KAFKA = "localhost:9092"
 LOCAL_DATABASE = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
 TEST_PARTITIONS = 3

@@ -55,11 +55,11 @@ def spec_problem(file: str, metadata: Mapping[str, str]) -> str | None:
     """Why one call of a manifest (its path and metadata) cannot be taken, naming what is wrong."""
     problem = file_problem(file)
     if problem is not None:
-        return f"file name {shown(file)!r} {problem}"
+        return f"file name '{shown(file)}' {problem}"
     for key, value in metadata.items():
         bad = text_problem(key) or text_problem(value)
         if bad is not None:
-            return f"metadata {shown(key)!r} {bad}"
+            return f"metadata '{shown(key)}' {bad}"
     return None
 
 
