@@ -80,6 +80,8 @@ class Settings(_StageDeadlines):
                                  "its file (or batch) with the reason; topics accept it with room to spare")
     file_deadline_s: float = Field(4 * 3600.0, description="an engine still busy on one file after this long: "
                                    "the file fails, the stage goes on (per stage: <STAGE>_FILE_DEADLINE_S)")
+    carry_after_s: float = Field(5.0, description="a file still running this long no longer holds back the files "
+                                 "finished beside it: they are committed, it is carried to the next transaction")
     max_worker_crashes: int = Field(2, description="a file that was being processed when its worker died this "
                                     "many times fails instead of killing the next one (OOM, native crash)")
     stuck_file_after_s: float = Field(6 * 3600.0, description="tracker: files of a batch with no event for this "

@@ -7,20 +7,26 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Message
 from sqlalchemy import Engine
 
 from cofi.devtools.checks import rows
+from cofi.devtools.hostile import HostileEngine
 from cofi.devtools.pipeline import REPO, Pipeline, wait_for
 from cofi.pipeline.enginepool import CrashJournal, EnginePool
+from cofi.pipeline.inflight import Handled, InFlight, split_committable
 from cofi.pipeline.stages import STAGES, stage
+from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
+from tests.support.harness import Collector, ThreadedWorkers, counts_by_file, decode_all, file_event, produce_events
 from tests.support.tracker import batch_start, submit, wait_status
 
 
-def test_an_abandoned_call_gives_its_place_to_a_fresh_thread() -> None:
+def test_an_abandoned_call_gives_its_place_to_the_next_file() -> None:
     pool = EnginePool(1, "t")
     release = threading.Event()
     hung = pool.submit(release.wait)
@@ -31,17 +37,79 @@ def test_an_abandoned_call_gives_its_place_to_a_fresh_thread() -> None:
     assert pool.abandoned == 1 and pool.hung() is None
     release.set()
     assert hung.result(timeout=10) is True  # finished late: its thread ends, the pool keeps one
-    wait_for(lambda: pool.live == 1, 10, "one live thread", lambda: str(pool.live))
+    wait_for(lambda: pool.live == 1, 10, "the abandoned call's thread ended", lambda: str(pool.live))
+    pool.shutdown()
+
+
+def test_a_call_waiting_to_retry_gives_its_place_to_the_next_file() -> None:
+    pool = EnginePool(1, "t")
+    release, order = threading.Event(), []
+
+    def retrying() -> str:
+        order.append("first attempt")
+        with pool.waiting():
+            release.wait(30)
+        order.append("second attempt")
+        return "retried"
+
+    first = pool.submit(retrying)
+    wait_for(lambda: order, 10, "the first attempt")
+    other = pool.submit(lambda: order.append("other file") or "other")
+    assert other.result(timeout=10) == "other"  # ran while the first one waited
+    release.set()
+    assert first.result(timeout=10) == "retried"
+    assert order == ["first attempt", "other file", "second attempt"]
     pool.shutdown()
 
 
 def test_hung_calls_never_keep_the_process_from_exiting() -> None:
     code = ("import threading, time\nfrom cofi.pipeline.enginepool import EnginePool\n"
             "p = EnginePool(2, 't')\nfs = [p.submit(threading.Event().wait) for _ in range(5)]\n"
-            "time.sleep(0.5)\n[p.abandon(f) for f in fs]\np.shutdown()\nprint(p.hung())\n")
+            "for _ in range(4):\n    time.sleep(0.3)\n    [p.abandon(f) for f in fs]\np.shutdown()\nprint(p.hung())\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "engine calls hung past their deadline" in done.stdout  # /healthz asks for a restart
+
+
+def _item(partition: int, offset: int, done: bool) -> InFlight:
+    msg = Message(topic="t", partition=partition, offset=offset, key=b"k", value=b"v")
+    fut: Future[Handled] = Future()
+    if done:
+        fut.set_result(Handled(msg))
+    return InFlight(msg, fut)
+
+
+def test_only_each_partitions_finished_prefix_is_committed() -> None:
+    """Offsets commit in order: behind an unfinished file its partition waits; other partitions go."""
+    items = [_item(0, 10, True), _item(0, 11, False), _item(0, 12, True), _item(1, 5, True), _item(1, 6, True),
+             _item(2, 7, False)]
+    ready, carried = split_committable(items)
+    assert [(i.msg.partition(), i.msg.offset()) for i in ready] == [(0, 10), (1, 5), (1, 6)]
+    assert [(i.msg.partition(), i.msg.offset()) for i in carried] == [(0, 11), (0, 12), (2, 7)]
+    items[1].overdue = Handled(items[1].msg, outcome="failed")  # failed at its deadline: done
+    assert len(split_committable(items[:3])[0]) == 3
+
+
+def test_a_hung_file_does_not_hold_back_the_files_finished_beside_it(settings: Settings) -> None:
+    """One micro-batch of 20 files, one of them hangs (its deadline an hour away): the 19 others are committed
+    and sent on, the hung one is carried, the worker keeps running."""
+    s = settings.model_copy(update={"commit_every_messages": 50, "stage_concurrency": 2, "carry_after_s": 0.5,
+                                    "lid_file_deadline_s": 3600.0, "shutdown_grace_s": 1.0})
+    topics = Topics(s.topic_prefix)
+    evs = [file_event(i, ["lid", "stt"]) for i in range(19)]
+    evs.append(file_event(19, ["lid", "stt"], file="call00019-hang.wav"))
+    engine = HostileEngine("lid", s, slow=False)
+    out = Collector(s, [topics.stage("stt"), topics.failed])
+    try:
+        with ThreadedWorkers(s, ["lid"], {"lid": engine}) as workers:
+            produce_events(s, "lid", evs)
+            assert out.wait(lambda: len(out.on(topics.stage("stt"))) >= 19, 60), len(out.on(topics.stage("stt")))
+            assert set(counts_by_file(out.on(topics.stage("stt")))) == {e["fileId"] for e in evs[:19]}
+            assert out.on(topics.failed) == [] and workers.threads[0].is_alive()
+    finally:
+        engine.never.set()
+        out.stop()
+    assert decode_all("FileFailed", out.on(topics.failed)) == []
 
 
 def test_crash_journal_counts_starts_that_never_ended(tmp_path: Path) -> None:

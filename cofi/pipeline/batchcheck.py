@@ -45,7 +45,7 @@ def text_problem(text: str) -> str | None:
 
 def file_problem(name: str) -> str | None:
     """Why `name` cannot be a file of a batch (None when it can)."""
-    problem = text_problem(name)
+    problem = text_problem(name) or (None if name.strip() else "is empty")
     if problem is None and len(name) > MAX_FILE_CHARS:
         problem = f"is {len(name)} characters long, over {MAX_FILE_CHARS}"
     return problem

@@ -2,8 +2,9 @@
 the files a worker was working on when it died.
 
 A hung engine call cannot be killed in Python. Past its deadline the worker fails the file and abandons
-the call: a fresh thread takes its place (the stage goes on at full concurrency) and, the threads being
-daemons, a call that never returns never keeps the process from stopping. A file that kills its worker
+the call: its place goes to the other calls (the stage goes on at full concurrency) and, the threads
+being daemons, a call that never returns never keeps the process from stopping. A call waiting out a
+retry backoff gives its place up too, so one batch's failing files never idle the stage. A file that kills its worker
 outright (the kernel's OOM killer, a crash in native code) is no exception the worker can catch; the
 journal counts such deaths so the next worker fails the file instead of dying the same way.
 """
@@ -15,10 +16,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from cofi.errors import DeadlineExceeded
 
 log = logging.getLogger(__name__)
 
@@ -26,36 +30,46 @@ HUNG_CALLS_UNHEALTHY = 4  # abandoned engine calls still running: /healthz asks 
 
 
 class EnginePool:
-    """At most `size` engine calls at once on daemon threads; overdue calls can be abandoned."""
+    """At most `size` engine calls at once, on daemon threads made as needed. A call waiting out a retry
+    backoff (`waiting()`) gives its place up meanwhile, so one batch's retries never idle the stage; a call
+    past its deadline can be abandoned (its place is given back; its thread finishes or hangs on its own)."""
 
-    def __init__(self, size: int, name: str) -> None:
+    def __init__(self, size: int, name: str, spare_threads: int = 32) -> None:
         self.size = max(1, size)
         self.name = name
+        self.max_threads = self.size + spare_threads  # the spares wait out backoffs
+        self.slots = threading.Semaphore(self.size)
         self.tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.started: dict[Future[Any], float] = {}
+        self.holding: set[Future[Any]] = set()  # calls that hold a place now
         self.given_up: set[Future[Any]] = set()
         self.abandoned = 0  # calls given up on since start (threads that may still hang)
-        self.live = 0
+        self.live = self.idle = 0
         self.numbers = itertools.count(1)
-        for _ in range(self.size):
-            self._spawn()
+        self.local = threading.local()  # the call this thread runs
 
     def _spawn(self) -> None:
-        with self.lock:
-            self.live += 1
+        self.live += 1  # under self.lock
         threading.Thread(target=self._run, name=f"{self.name}-{next(self.numbers)}", daemon=True).start()
 
     def _run(self) -> None:
         while True:
+            with self.lock:
+                self.idle += 1
             item = self.tasks.get()
+            with self.lock:
+                self.idle -= 1
             if item is None:
                 break
             fut, fn, args = item
             if not fut.set_running_or_notify_cancel():
                 continue
+            self.slots.acquire()
             with self.lock:
                 self.started[fut] = time.monotonic()
+                self.holding.add(fut)
+            self.local.fut = fut
             try:
                 result = fn(*args)
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
@@ -64,20 +78,50 @@ class EnginePool:
                 fut.set_result(result)
             with self.lock:
                 self.started.pop(fut, None)
+                held = fut in self.holding
+                self.holding.discard(fut)
                 replaced = fut in self.given_up
                 self.given_up.discard(fut)
+            if held:
+                self.slots.release()
             if replaced:
-                break  # a fresh thread took this one's place when the call was abandoned
+                break  # abandoned: its place went to the others; this thread need not stay
         with self.lock:
             self.live -= 1
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         fut: Future[Any] = Future()
         self.tasks.put((fut, fn, args))
+        with self.lock:
+            if self.idle == 0 and self.live < self.max_threads:
+                self._spawn()
         return fut
 
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Around a wait inside a call (a retry's backoff): its place goes to another call meanwhile.
+        DeadlineExceeded afterwards when the call was abandoned while it waited."""
+        fut = getattr(self.local, "fut", None)
+        with self.lock:
+            held = fut in self.holding
+            self.holding.discard(fut)
+        if held:
+            self.slots.release()
+        try:
+            yield
+        finally:
+            if held:
+                self.slots.acquire()
+                with self.lock:
+                    gone = fut in self.given_up
+                    if not gone:
+                        self.holding.add(fut)
+                if gone:
+                    self.slots.release()
+                    raise DeadlineExceeded("abandoned at its deadline while it waited to retry")
+
     def running_for(self, fut: Future[Any]) -> float | None:
-        """Seconds the call has been running; None while it waits for a thread (or is done)."""
+        """Seconds since the call first got its place; None while it waits for one (or is done)."""
         with self.lock:
             started = self.started.get(fut)
         return None if started is None else time.monotonic() - started
@@ -93,13 +137,16 @@ class EnginePool:
         return late
 
     def abandon(self, fut: Future[Any]) -> None:
-        """Stop waiting for a running call: its thread finishes (or hangs) on its own, a new one replaces it."""
+        """Stop waiting for a running call: its place goes to the other calls, it finishes (or hangs) alone."""
         with self.lock:
             if fut not in self.started:
                 return
             self.given_up.add(fut)
             self.abandoned += 1
-        self._spawn()
+            held = fut in self.holding
+            self.holding.discard(fut)
+        if held:
+            self.slots.release()
 
     def hung(self) -> str | None:
         """Why the worker should be restarted (too many abandoned calls still hold threads), else None."""
@@ -120,7 +167,9 @@ class EnginePool:
                 pending.append(item[0])
         for fut in pending:
             fut.cancel()
-        for _ in range(self.live):
+        with self.lock:
+            live = self.live
+        for _ in range(live):
             self.tasks.put(None)
 
 

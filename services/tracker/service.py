@@ -127,7 +127,7 @@ class Tracker(ServiceLoop):
             if not database_unusable(exc):
                 raise
             # Down, read-only, not migrated, connection lost: nothing was committed; re-read the poll.
-            why = str(exc).splitlines()[0][:300]
+            why = _first_line(exc)
             self.db_down = self.db_down or (time.monotonic(), why)
             self.metrics.db_errors.inc()
             log.error("tracker: database error, retrying the poll in 2s: %s", why)
@@ -141,8 +141,9 @@ class Tracker(ServiceLoop):
         return len(msgs)
 
     def _apply_poll(self, decoded: list[Decoded]) -> list[Outgoing]:
-        """The poll in one transaction; if anything but an unusable database fails it, again message by
-        message, each in a savepoint, setting aside those that fail alone."""
+        """The poll in one transaction; if anything but an unusable database fails it, again in halves (a
+        savepoint each, split until the failing messages stand alone), setting aside those that fail alone.
+        One bad message among n costs about 2 log2(n) partial applies, not n single ones."""
         try:
             with self.db.begin() as conn:
                 out = self.apply(conn, [d for d in decoded if d.error is None])
@@ -150,25 +151,27 @@ class Tracker(ServiceLoop):
         except Exception as exc:
             if database_unusable(exc):
                 raise
-            log.warning("tracker: a message of this poll cannot be applied (%s: %s); applying them one by one",
-                        type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
+            log.warning("tracker: a message of this poll cannot be applied (%s: %s); isolating it",
+                        type(exc).__name__, _first_line(exc))
         self.progress_cache.clear()
-        out: list[Outgoing] = []
         with self.db.begin() as conn:
-            for d in decoded:
-                reason = d.error
-                if reason is None:
-                    try:
-                        with conn.begin_nested():
-                            out += self.apply(conn, [d])
-                        continue
-                    except Exception as exc:
-                        if database_unusable(exc):
-                            raise
-                        self.progress_cache.clear()
-                        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                out.append(self._set_aside(conn, d, reason))
-        return out
+            out = [self._set_aside(conn, d, d.error) for d in decoded if d.error is not None]
+            return out + self._apply_isolating(conn, [d for d in decoded if d.error is None])
+
+    def _apply_isolating(self, conn: Connection, items: list[Decoded]) -> list[Outgoing]:
+        if not items:
+            return []
+        try:
+            with conn.begin_nested():
+                return self.apply(conn, items)
+        except Exception as exc:
+            if database_unusable(exc):
+                raise
+            self.progress_cache.clear()  # it may count progress rows of the rolled-back savepoint
+            if len(items) == 1:
+                return [self._set_aside(conn, items[0], f"{type(exc).__name__}: {_first_line(exc)}")]
+        half = len(items) // 2
+        return self._apply_isolating(conn, items[:half]) + self._apply_isolating(conn, items[half:])
 
     def _set_aside(self, conn: Connection, d: Decoded, reason: str) -> Outgoing:
         """Record why `d` was not applied (its batch or file gets the reason); its dead letter."""
@@ -296,3 +299,7 @@ class Tracker(ServiceLoop):
                 open_count += 1
         self.metrics.batches_open.set(open_count)
 
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else ""
