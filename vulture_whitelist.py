@@ -21,4 +21,4 @@ _.caption, _._main
 _.webhook_outbox, _.eventType, _.dedupKey, _.details
 
 # pytest
-_.pytestmark
+_.pytestmark, _.pytest_plugins

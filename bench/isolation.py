@@ -24,14 +24,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
-from cofi.db import make_engine, migrate
+from cofi.db import make_engine
 from cofi.devtools import hostile
 from cofi.devtools.checks import batch_row, exactly_once_problems, read_messages, rows
-from cofi.devtools.pipeline import Pipeline, produce
-from cofi.ops.admin import delete_topics, ensure_topics
+from cofi.devtools.pipeline import Pipeline, produce, scratch
 from cofi.pipeline import events
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.stages import STAGES
@@ -92,51 +90,38 @@ def wait_final(db: Engine, batch_id: int, timeout: float) -> float:
 
 
 def run(args: argparse.Namespace, with_hostile: bool) -> dict[str, Any]:
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
-    server = create_engine(args.db)
-    dbname = f"cofi_test_{prefix}"
-    with server.begin() as c:
-        c.execute(text(f"CREATE DATABASE `{dbname}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    url = make_url(args.db).set(database=dbname).render_as_string(hide_password=False)
     work = Path(tempfile.mkdtemp(prefix="cofi-bench-"))
-    s = Settings(kafka_bootstrap_servers=args.kafka, database_url=url, topic_prefix=prefix, topic_partitions=6,
-                 artifact_root=work / "artifacts", log_file_start_events=False, progress_update_interval=100,
-                 commit_every_messages=200, max_event_bytes=1024 * 1024)
-    db = make_engine(url)
+    base = Settings(kafka_bootstrap_servers=args.kafka, topic_prefix=f"bench{uuid.uuid4().hex[:8]}",
+                    topic_partitions=6, artifact_root=work / "artifacts", log_file_start_events=False,
+                    progress_update_interval=100, commit_every_messages=200, max_event_bytes=1024 * 1024)
     out: dict[str, Any] = {}
-    try:
-        migrate(url)
-        ensure_topics(s)
+    with scratch(base, args.db) as s:
+        db = make_engine(s.database_url)
         env = {"lid": {"LID_ENGINE": "hostile", "HOSTILE_SLOW": "0", "STAGE_CONCURRENCY": "4",
                        "LID_FILE_DEADLINE_S": str(args.deadline), "CARRY_AFTER_S": "0.5"}}
-        with Pipeline(s, work, env, modules={"lid": "cofi.devtools.hostile"}, LOG_FILE_START_EVENTS="false",
-                      PROGRESS_UPDATE_INTERVAL="100", COMMIT_EVERY_MESSAGES="200",
-                      MAX_EVENT_BYTES=str(s.max_event_bytes)) as pipe:
-            pipe.start()
-            pipe.wait_started()
-            pids = pipe.pids()
-            good = [f"/calls/good/call{i:06d}.wav" for i in range(args.files)]
-            bad = hostile_files(args.hostile_files, args.hangs)
-            if with_hostile:
-                send_hostile(s, bad, set(args.parts.split(",")))
-            produce(s, Topics(prefix).batch_start, [(str(GOOD), get_codec().encode("BatchStart",
-                                                                                   start_record(GOOD, good)))])
-            out["good_s"] = wait_final(db, GOOD, args.timeout)
-            if with_hostile:
-                wait_final(db, HOSTILE, args.timeout)
-                out["hostile"] = Counter(f"{st}{'@' + fs if fs else ''}" for st, fs in rows(
-                    db, "SELECT status, failedStage FROM fileDistribution WHERE batchId = :b", b=HOSTILE))
-                out["rejected"] = rows(db, "SELECT COUNT(*) FROM batchStatus WHERE status = 'Rejected'")[0][0]
-            out["same_pids"] = pipe.pids() == pids and pipe.exited() == {}
-            pipe.terminate_all()
-        out["problems"] = exactly_once_problems(s, db, GOOD, args.files, PLAN)
-        out["dead_letters"] = len(read_messages(s, Topics(prefix).dead_letter)) if with_hostile else 0
-    finally:
-        db.dispose()
-        delete_topics(s)
-        with server.begin() as c:
-            c.execute(text(f"DROP DATABASE IF EXISTS `{dbname}`"))
-        server.dispose()
+        try:
+            with Pipeline(s, work, env, modules={"lid": "cofi.devtools.hostile"},
+                          MAX_EVENT_BYTES=str(s.max_event_bytes)) as pipe:
+                pipe.start()
+                pipe.wait_started()
+                pids = pipe.pids()
+                good = [f"/calls/good/call{i:06d}.wav" for i in range(args.files)]
+                if with_hostile:
+                    send_hostile(s, hostile_files(args.hostile_files, args.hangs), set(args.parts.split(",")))
+                produce(s, Topics(s.topic_prefix).batch_start, [(str(GOOD), get_codec().encode(
+                    "BatchStart", start_record(GOOD, good)))])
+                out["good_s"] = wait_final(db, GOOD, args.timeout)
+                if with_hostile:
+                    wait_final(db, HOSTILE, args.timeout)
+                    out["hostile"] = Counter(f"{st}{'@' + fs if fs else ''}" for st, fs in rows(
+                        db, "SELECT status, failedStage FROM fileDistribution WHERE batchId = :b", b=HOSTILE))
+                    out["rejected"] = rows(db, "SELECT COUNT(*) FROM batchStatus WHERE status = 'Rejected'")[0][0]
+                out["same_pids"] = pipe.pids() == pids and pipe.exited() == {}
+                pipe.terminate_all()
+            out["problems"] = exactly_once_problems(s, db, GOOD, args.files, PLAN)
+            out["dead_letters"] = len(read_messages(s, Topics(s.topic_prefix).dead_letter)) if with_hostile else 0
+        finally:
+            db.dispose()
     return out
 
 

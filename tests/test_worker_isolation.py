@@ -4,6 +4,7 @@ deaths instead of killing every worker that takes it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -147,3 +148,21 @@ def test_a_file_that_kills_its_worker_fails_after_two_deaths(settings: Settings,
                                                   "WHERE batchId = 91 AND file = '/calls/die.wav'")
     assert (status, failed_at) == ("Failed", "lid")
     assert error.startswith("WorkerCrashed: the lid worker died 2 times while processing this file")
+
+
+def test_a_failure_keeps_a_bounded_summary_of_a_large_original() -> None:
+    """A FileFailed must never be too large to send: past 64 KiB the original is summarised (it stays in its
+    topic at originalTopic/Partition/Offset)."""
+    from cofi.pipeline import events
+    from cofi.pipeline.codec import get_codec
+
+    big = b"\xc3\x01" + bytes(200_000)
+    failed = events.file_failed(stage="lid", error_type="EventTooLarge", message="m", attempts=1, worker="w",
+                                topic="t.stage.lid", partition=2, offset=9, raw=big, event={
+                                    "batchId": 5, "fileId": "f", "file": "/c/a.wav", "stages": ["lid"]})
+    summary = json.loads(failed["originalEvent"])
+    assert summary["bytes"] == len(big) and summary["fileId"] == "f" and len(summary["sha256"]) == 64
+    assert len(get_codec().encode("FileFailed", failed)) < 2_000
+    small = events.file_failed(stage="lid", error_type="E", message="m", attempts=1, worker="w", topic="t",
+                               partition=0, offset=0, raw=b"\xc3\x01small", event=None, file_id="k")
+    assert small["originalEvent"] == b"\xc3\x01small" and (small["batchId"], small["fileId"]) == (-1, "k")

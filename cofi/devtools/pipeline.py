@@ -13,9 +13,13 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from cofi.pipeline.kafka import make_producer
 from cofi.pipeline.stages import STAGES, services
@@ -49,6 +53,30 @@ def produce(settings: Settings, topic: str, values: Iterable[tuple[str | None, b
             p.poll(0)
     assert p.flush(30) == 0
     return n
+
+
+@contextmanager
+def scratch(settings: Settings, server_url: str) -> Iterator[Settings]:
+    """`settings` on a database of their own (created on `server_url`, migrated) and topics of their own
+    (under their prefix), both removed afterwards: one benchmark run."""
+    from cofi.db import migrate
+    from cofi.ops.admin import delete_topics, ensure_topics
+
+    server = create_engine(server_url)
+    name = f"cofi_test_{settings.topic_prefix}"
+    with server.begin() as c:
+        c.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    s = settings.model_copy(update={"database_url": url})
+    try:
+        migrate(url)
+        ensure_topics(s)
+        yield s
+    finally:
+        delete_topics(s)
+        with server.begin() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        server.dispose()
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
