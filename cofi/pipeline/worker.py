@@ -173,7 +173,9 @@ class StageWorker(ServiceLoop):
                         log.warning("%s: shutdown grace over; %d files left uncommitted for the next owner",
                                     self.stage, sum(not i.done for i in items))
                         return
-            ready, self.carry = split_committable(items)
+            ready, carried = split_committable(items)
+            self.carry = [i for i in carried if i.partition in self.assigned  # a moved partition: its next owner's
+                          and i.partition not in self.revoked_during_batch]
             if ready:
                 self._commit([i.result() for i in ready])
         finally:
