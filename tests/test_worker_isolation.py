@@ -42,6 +42,21 @@ def test_an_abandoned_call_gives_its_place_to_the_next_file() -> None:
     pool.shutdown()
 
 
+def test_files_queued_behind_a_hung_call_still_run() -> None:
+    """Submitted in one burst: the file behind the hung one gets a thread of its own (and the place the
+    hung call gives back at its deadline)."""
+    pool = EnginePool(1, "t")
+    assert pool.submit(lambda: "warm").result(timeout=10) == "warm"  # an idle thread is there
+    wait_for(lambda: pool.idle == 1, 10, "the thread idle again")
+    release = threading.Event()
+    hung, behind = pool.submit(release.wait), pool.submit(lambda: "behind")
+    wait_for(lambda: pool.running_for(hung) is not None, 10, "the hung call started")
+    pool.abandon(hung)
+    assert behind.result(timeout=10) == "behind"
+    release.set()
+    pool.shutdown()
+
+
 def test_a_call_waiting_to_retry_gives_its_place_to_the_next_file() -> None:
     pool = EnginePool(1, "t")
     release, order = threading.Event(), []

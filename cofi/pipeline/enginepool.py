@@ -45,21 +45,24 @@ class EnginePool:
         self.holding: set[Future[Any]] = set()  # calls that hold a place now
         self.given_up: set[Future[Any]] = set()
         self.abandoned = 0  # calls given up on since start (threads that may still hang)
-        self.live = self.idle = 0
+        self.live = self.idle = self.queued = 0  # threads; of them waiting for a task; tasks not yet taken
         self.numbers = itertools.count(1)
         self.local = threading.local()  # the call this thread runs
 
-    def _spawn(self) -> None:
-        self.live += 1  # under self.lock
-        threading.Thread(target=self._run, name=f"{self.name}-{next(self.numbers)}", daemon=True).start()
+    def _grow(self) -> None:
+        """A thread for every task no idle thread will take (under self.lock): a task queued behind a call
+        that hangs or waits out a backoff must still get a thread."""
+        while self.queued > self.idle and self.live < self.max_threads:
+            self.live += 1
+            self.idle += 1
+            threading.Thread(target=self._run, name=f"{self.name}-{next(self.numbers)}", daemon=True).start()
 
     def _run(self) -> None:
         while True:
-            with self.lock:
-                self.idle += 1
             item = self.tasks.get()
             with self.lock:
                 self.idle -= 1
+                self.queued -= item is not None
             if item is None:
                 break
             fut, fn, args = item
@@ -86,15 +89,17 @@ class EnginePool:
                 self.slots.release()
             if replaced:
                 break  # abandoned: its place went to the others; this thread need not stay
+            with self.lock:
+                self.idle += 1
         with self.lock:
             self.live -= 1
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         fut: Future[Any] = Future()
-        self.tasks.put((fut, fn, args))
         with self.lock:
-            if self.idle == 0 and self.live < self.max_threads:
-                self._spawn()
+            self.queued += 1
+            self._grow()
+        self.tasks.put((fut, fn, args))
         return fut
 
     @contextmanager
@@ -145,6 +150,7 @@ class EnginePool:
             self.abandoned += 1
             held = fut in self.holding
             self.holding.discard(fut)
+            self._grow()  # its thread stays with it
         if held:
             self.slots.release()
 
