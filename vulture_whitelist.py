@@ -22,7 +22,7 @@ _.caption, _._main
 _.webhook_outbox, _.eventType, _.dedupKey, _.details
 
 # pytest
-_.pytestmark
+_.pytestmark, _.pytest_plugins
 
 # the console: fields read by Jinja templates; uvicorn and Selenium attributes set for the library
 _.effect, _.per_s, _.last_minute, _.should_exit, _.binary_location

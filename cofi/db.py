@@ -60,7 +60,7 @@ file_distribution = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("batchId", BigInteger, nullable=False),
     Column("fileId", String(40), nullable=False),
-    Column("file", String(512), nullable=False),
+    Column("file", String(512), nullable=False),  # binary, NO PAD (0003): names compare byte for byte
     *(_flag(c, nullable=c in NULLABLE_DONE_COLUMNS) for c in DONE_COLUMNS),
     Column("worker", String(128)),
     Column("gpu", String(64)),
@@ -77,6 +77,7 @@ file_distribution = Table(
     UniqueConstraint("batchId", "fileId", name="uq_filedist_batch_fileid"),
     Index("idx_filedist_batch_status", "batchId", "status"),
     Index("idx_filedist_batch_denoise", "batchId", "denoiseDone"),
+    Index("idx_filedist_fileid", "fileId"),  # the file of an unreadable event, from its key
 )
 
 batch_status = Table(
@@ -233,6 +234,15 @@ def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    """The newest migration (what `migrate` upgrades to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("mysql+pymysql://")).get_current_head()
+    assert head is not None
+    return head
 
 
 def current_revision(url: str) -> str | None:

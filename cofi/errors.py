@@ -33,6 +33,14 @@ class ResultError(PermanentError):
     the file fails with the reason instead of the worker crashing."""
 
 
+class EventTooLarge(PermanentError):
+    """An event over MAX_EVENT_BYTES: its file (or batch) fails with the sizes, nothing is sent."""
+
+
+class DeadlineExceeded(PermanentError):
+    """An engine still busy on one file past its deadline: the file fails, the stage goes on."""
+
+
 # ---- events, stages, topics -------------------------------------------------------------------------
 
 class DecodeError(ValueError):

@@ -31,6 +31,13 @@ _StageEngines = create_model(  # type: ignore[call-overload]
                                        "`passthrough` for plumbing tests only")) for s in REGISTRY})
 
 
+# `<STAGE>_FILE_DEADLINE_S` for every stage: a longer engine call on one file fails that file (0 = FILE_DEADLINE_S).
+_StageDeadlines = create_model(  # type: ignore[call-overload]
+    "_StageDeadlines", __base__=_StageEngines,
+    **{f"{s.name}_file_deadline_s": (float, Field(0.0, description=f"deadline of one {s.name} file in seconds "
+                                                  "(all attempts); 0 = FILE_DEADLINE_S")) for s in REGISTRY})
+
+
 class ConsoleUser(BaseModel):
     """A console login: role `operator` may send controls, `reviewer` only reads."""
 
@@ -38,7 +45,7 @@ class ConsoleUser(BaseModel):
     password_hash: str
 
 
-class Settings(_StageEngines):
+class Settings(_StageDeadlines):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     # servers
@@ -73,6 +80,21 @@ class Settings(_StageEngines):
     session_timeout_ms: int = 45_000
     transaction_timeout_ms: int = 60_000
 
+    # failure isolation: limits checked before work, deadlines, what a bad message may cost
+    max_event_bytes: int = Field(4 * 1024 * 1024, description="largest event a service produces; a bigger one fails "
+                                 "its file (or batch) with the reason; topics accept it with room to spare")
+    file_deadline_s: float = Field(4 * 3600.0, description="an engine still busy on one file after this long: "
+                                   "the file fails, the stage goes on (per stage: <STAGE>_FILE_DEADLINE_S)")
+    carry_after_s: float = Field(5.0, description="a file still running this long no longer holds back the files "
+                                 "finished beside it: they are committed, it is carried to the next transaction")
+    max_worker_crashes: int = Field(2, description="a file that was being processed when its worker died this "
+                                    "many times fails instead of killing the next one (OOM, native crash)")
+    stuck_file_after_s: float = Field(6 * 3600.0, description="tracker: files of a batch with no event for this "
+                                      "long are failed as stuck (0 = never)")
+    sweep_interval_s: float = Field(60.0, description="how often the tracker looks for stuck files")
+    produce_queue_timeout_s: float = Field(60.0, description="how long a producer waits for room in its queue "
+                                           "before it aborts the transaction")
+
     # models
     model_cache_dir: Path = Path.home() / ".cache" / "cofi" / "models"
     whisper_model: str = "base"
@@ -80,6 +102,8 @@ class Settings(_StageEngines):
     whisper_compute_type: str = "int8"
     whisper_cpu_threads: int = 0
     max_audio_seconds: float = 4 * 3600
+    max_audio_bytes: int = Field(2 * 1024**3, description="larger audio files fail before decoding")
+    max_sample_rate: int = Field(96_000, description="audio with a higher sample rate fails before decoding")
     channel_roles: str = "agent,customer"
     whisper_num_workers: int = Field(1, description="parallel transcribe() calls one model serves (threads)")
     whisper_beam_size: int = 5
@@ -181,6 +205,11 @@ class Settings(_StageEngines):
 
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port if self.metrics_port is not None else STAGE_METRICS_PORTS.get(service, 9199)
+
+    def deadline_for(self, stage: str) -> float:
+        """Seconds one file may take in `stage`'s engine (all attempts); 0 or less: no deadline."""
+        own = float(getattr(self, f"{stage}_file_deadline_s"))
+        return own if own > 0 else self.file_deadline_s
 
     def engine_for(self, stage: str) -> str:
         """`<STAGE>_ENGINE` of a registry stage."""

@@ -39,6 +39,8 @@ from tests.support.servers import (
     unavailable,
 )
 
+pytest_plugins = ("tests.support.cli",)  # the `cli` fixture: `cofi` in-process on the test's servers
+
 TEST_PARTITIONS = 3
 REPO = Path(__file__).resolve().parents[1]
 LLM_READY_TIMEOUT_S = 300.0

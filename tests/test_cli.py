@@ -49,17 +49,6 @@ def _wav(path: Path, seconds: float = 0.5) -> Path:
 
 
 @pytest.fixture
-def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    """A runner whose `cofi` sees the test's broker, database and topic prefix (through the environment)."""
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("TOPIC_PREFIX", settings.topic_prefix)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     """Nothing listens on port 1: both servers are unreachable."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")

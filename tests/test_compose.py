@@ -124,3 +124,16 @@ def test_secrets_come_from_the_env_file_without_defaults(compose: dict[str, Any]
     assert compose["services"]["topic-init"]["environment"]["DATABASE_MIGRATE_URL"].startswith(
         "mysql+pymysql://cofi_migrate:")
     assert compose["services"]["console"]["environment"]["DATABASE_URL"].startswith("mysql+pymysql://cofi_reader:")
+
+
+def test_broker_accepts_the_largest_topic_config(compose: dict[str, Any]) -> None:
+    """`cofi.ops.admin init` sets max.message.bytes per topic; the broker's own limits must let them through."""
+    from cofi.ops.admin import topic_configs
+    from cofi.pipeline.topics import Topics
+
+    env = compose["services"]["kafka"]["environment"]
+    largest = max(int(c["max.message.bytes"]) for c in topic_configs(Topics(), Settings().max_event_bytes).values())
+    assert int(env["KAFKA_MESSAGE_MAX_BYTES"]) >= largest
+    assert int(env["KAFKA_REPLICA_FETCH_MAX_BYTES"]) >= largest
+    kafka_sh = (ROOT / "scripts" / "kafka.sh").read_text()
+    assert f"message.max.bytes={env['KAFKA_MESSAGE_MAX_BYTES']}" in kafka_sh

@@ -4,7 +4,7 @@ of one file's events ends in the same rows."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -21,6 +21,7 @@ from services.tracker.filestate import (
     LogRules,
     Writes,
     arrival,
+    charged_stage,
     new_row,
     on_file_event,
     on_file_failed,
@@ -224,3 +225,13 @@ def test_events_written_before_v3_reach_the_same_rows_as_v3_events(run) -> None:
     fail_at = plan.index(failure["stage"]) if failure else None
     v3, old = replay(history(plan, fail_at), rules), replay(history(plan, fail_at, legacy=True), rules)
     assert old == v3
+
+
+def test_a_failure_known_by_key_is_charged_where_the_file_is_known_to_be() -> None:
+    """An unreadable event did not set the done flags of the stages it says were completed: a failure it
+    names at a later stage is charged to the file's current stage, so the batch's counts still add up."""
+    row = new_row(1, "f", "a.wav", "lid", {})
+    assert charged_stage(row, "stt") == "lid"
+    assert charged_stage(row, "lid") == "lid"
+    assert charged_stage(replace(row, currentStage="llm1"), "stt") == "stt"
+    assert charged_stage(replace(row, currentStage=DONE), None) == STAGES[-1]

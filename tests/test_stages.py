@@ -48,8 +48,9 @@ def test_registry_entries() -> None:
     assert OPTIONAL_STAGES < set(STAGES) and REAUDIT_STAGES and set(REAUDIT_STAGES) <= OPTIONAL_STAGES
     ports = [port for _, _, port in services()]
     assert len(set(ports)) == len(ports), "two services share a metrics port"
-    assert Topics("x").all() == ["x.batch.start", "x.batch.control", *(f"x.stage.{s}" for s in STAGES),
-                                 "x.stage.done", "x.failed"]
+    assert Topics("x").tracked() == ["x.batch.start", "x.batch.control", *(f"x.stage.{s}" for s in STAGES),
+                                     "x.stage.done", "x.failed"]
+    assert Topics("x").all() == [*Topics("x").tracked(), "x.deadletter"]
 
 
 @pytest.mark.parametrize("spec", REGISTRY, ids=STAGES)

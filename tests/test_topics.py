@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from cofi.devtools.pipeline import wait_for
 from cofi.errors import AdminError, UnknownStageError
-from cofi.ops.admin import BATCH_START_MAX_BYTES, delete_topics, ensure_topics
+from cofi.ops.admin import BATCH_START_MAX_BYTES, TOPIC_HEADROOM_BYTES, delete_topics, ensure_topics, topic_configs
 from cofi.pipeline.stages import DONE, STAGES
 from cofi.pipeline.topics import Topics, first_stage, next_stage, stage_plan
 from cofi.settings import Settings
@@ -61,7 +62,8 @@ def test_topic_names() -> None:
     assert t.stage(DONE) == t.done == "cofi.stage.done"
     assert t.stage_of("cofi.stage.stt") == "stt"
     assert t.stage_of("cofi.failed") is None
-    assert len(set(t.all())) == len(t.all()) == len(STAGES) + 4
+    assert len(set(t.all())) == len(t.all()) == len(STAGES) + 5
+    assert t.dead_letter == "cofi.deadletter" and t.dead_letter not in t.tracked()
     assert all(name.startswith("t1.") for name in Topics("t1").all())
 
 
@@ -79,8 +81,25 @@ def test_ensure_topics_is_idempotent(kafka_bootstrap: str) -> None:
         res = ConfigResource(ConfigResource.Type.TOPIC, Topics(s.topic_prefix).batch_start)
         config = admin.describe_configs([res])[res].result(timeout=10)
         assert int(config["max.message.bytes"].value) == BATCH_START_MAX_BYTES
+        assert _max_bytes(admin, names) == {n: int(c["max.message.bytes"])
+                                            for n, c in topic_configs(Topics(s.topic_prefix), s.max_event_bytes).items()}
+        assert all(v > s.max_event_bytes for v in _max_bytes(admin, names).values())
+        # a topic made by an older init (or by hand) with the broker's 1 MB default is set right by the next init
+        stage_topic = Topics(s.topic_prefix).stage("stt")
+        fut = admin.incremental_alter_configs([ConfigResource(ConfigResource.Type.TOPIC, stage_topic, incremental_configs=[
+            ConfigEntry("max.message.bytes", "1048588", incremental_operation=AlterConfigOpType.SET)])])
+        next(iter(fut.values())).result(timeout=10)
+        wait_for(lambda: _max_bytes(admin, [stage_topic])[stage_topic] == 1048588, 30, "the 1 MB config applied")
+        assert ensure_topics(s) == []
+        wait_for(lambda: _max_bytes(admin, [stage_topic])[stage_topic] == s.max_event_bytes + TOPIC_HEADROOM_BYTES, 30,
+                 "init set max.message.bytes back", lambda: str(_max_bytes(admin, [stage_topic])))
     finally:
         delete_topics(s)
+
+
+def _max_bytes(admin: AdminClient, names: list[str]) -> dict[str, int]:
+    res = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names]
+    return {r.name: int(f.result(timeout=10)["max.message.bytes"].value) for r, f in admin.describe_configs(res).items()}
 
 
 @pytest.mark.integration

@@ -129,11 +129,13 @@ def test_invalid_batches_are_rejected_with_a_reason(settings: Settings, db_engin
     assert "lid cannot be skipped" in reasons[402]
     assert "unknown stage" in reasons[403] and "karaoke" in reasons[403]
     assert "missing.csv" in reasons[404]
-    assert "different content" in reasons[405]
+    # the refusal of a second submission under 405 is that submission's: batch 405's row is left alone
+    assert reasons[405] is None
     assert scalar(db_engine, "SELECT status FROM batchStatus WHERE id = 405") == "InProgress"
     rejected = scalar_rows(db_engine, "SELECT batchId, details FROM batchExecutionLog WHERE eventType = 'batch_rejected'")
     assert sorted(b for b, _ in rejected) == [401, 402, 403, 404, 405]
     assert all(json.loads(d)["reason"] for _, d in rejected)
+    assert "different content" in json.loads(dict(rejected)[405])["reason"]
 
 
 def test_resume_after_losing_a_stage_topic_reprocesses_only_unfinished_files(settings: Settings,

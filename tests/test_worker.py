@@ -62,6 +62,7 @@ def test_poison_message_and_permanent_error_each_yield_one_file_failed(settings:
     assert "not a RIFF/WAVE" in by_type["PermanentError"]["message"]
     assert by_type["PermanentError"]["attempts"] == 1
     assert by_type["DecodeError"]["batchId"] == -1
+    assert by_type["DecodeError"]["fileId"] == "junk"  # the key: the tracker finds the file and its batch by it
     assert by_type["DecodeError"]["originalEvent"] == bytes(range(256)) * 3
     assert get_codec().decode_as("FileEvent", by_type["PermanentError"]["originalEvent"])["fileId"] == "f00007"
     assert set(counts_by_file(out.on(topics.done))) == {e["fileId"] for e in evs} - {"f00007"}

@@ -8,6 +8,7 @@ is a `PermanentError` naming the path and the reason, because bad audio never he
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import soundfile as sf
 from cofi.errors import PermanentError
 
 TARGET_SR = 16000
+BLOCK_SECONDS = 30.0  # decoded and resampled at a time
 
 
 @dataclass
@@ -63,88 +65,169 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = TARGET_SR) -> np.ndarray:
     return resample_poly(x, sr_out // g, sr_in // g, axis=0).astype(np.float32)
 
 
-def _duration_hint(path: Path) -> tuple[float, int, int] | None:
-    """(seconds, channels, rate) from the header, without decoding; None if libsndfile cannot read it."""
+class StreamResampler:
+    """`resample` on a stream of blocks, equal to it on the whole signal (to float32 rounding) while holding
+    only one block at the source rate: each block is filtered with enough of its neighbours around it
+    (a multiple of `down` input samples, so the polyphase phases line up) and the overlap is cut off."""
+
+    def __init__(self, sr_in: int, sr_out: int = TARGET_SR) -> None:
+        g = gcd(sr_in, sr_out)
+        self.up, self.down, self.same = sr_out // g, sr_in // g, sr_in == sr_out
+        half_len = 10 * max(self.up, self.down)  # resample_poly's default filter half length (upsampled)
+        self.pad = self.down * (-(-(half_len // self.up + 2) // self.down))
+        self.buf: np.ndarray | None = None
+        self.buf_at = 0  # input index of buf[0]
+        self.done = 0  # input samples already turned into output (a multiple of `down`)
+        self.out: list[np.ndarray] = []
+
+    def feed(self, block: np.ndarray) -> None:
+        if self.same:
+            self.out.append(block.astype(np.float32, copy=False))
+            return
+        self.buf = block if self.buf is None else np.concatenate([self.buf, block])
+        stop = ((self.buf_at + len(self.buf) - self.pad) // self.down) * self.down
+        if stop - self.done >= 4 * self.pad:
+            self._emit(stop)
+
+    def _emit(self, stop: int | None) -> None:
+        from scipy.signal import resample_poly
+
+        assert self.buf is not None
+        ctx = max(self.done - self.pad, 0)
+        seg = self.buf[ctx - self.buf_at:] if stop is None else self.buf[ctx - self.buf_at:stop + self.pad - self.buf_at]
+        y = resample_poly(seg, self.up, self.down, axis=0)
+        first = (self.done - ctx) * self.up // self.down
+        last = None if stop is None else (stop - ctx) * self.up // self.down
+        self.out.append(y[first:last].astype(np.float32))
+        if stop is not None:
+            self.done = stop
+            drop = max(0, stop - self.pad - self.buf_at)
+            self.buf, self.buf_at = self.buf[drop:], self.buf_at + drop
+
+    def result(self, channels: int) -> np.ndarray:
+        if not self.same and self.buf is not None and len(self.buf):
+            self._emit(None)
+        return np.concatenate(self.out) if self.out else np.zeros((0, channels), dtype=np.float32)
+
+
+def _header(path: Path) -> sf._SoundFileInfo | None:
+    """libsndfile's view of the header (frames, channels, rate), without decoding; None if it cannot read it."""
     try:
-        info = sf.info(str(path))
+        return sf.info(str(path))
     except Exception:
         return None
-    return info.frames / info.samplerate if info.samplerate else 0.0, info.channels, info.samplerate
 
 
-def _decode_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    return data, sr
+def _check_stream(path: Path, seconds: float | None, channels: int, rate: int, limits: AudioLimits) -> None:
+    """Sizes from the header, before a sample is decoded: a 192 kHz or 8-channel file fails here, not in OOM."""
+    if rate > limits.max_sample_rate:
+        raise PermanentError(f"{path}: sample rate {rate} Hz, over MAX_SAMPLE_RATE={limits.max_sample_rate}")
+    if channels > 2:
+        raise PermanentError(f"{path}: {channels} channels; only mono or stereo (one speaker per channel) is supported")
+    if seconds is not None and seconds > limits.max_seconds:
+        raise PermanentError(f"{path}: audio is {seconds:.0f} s long, over MAX_AUDIO_SECONDS={limits.max_seconds:.0f}")
 
 
-def _decode_av(path: Path, max_seconds: float) -> tuple[np.ndarray, int]:
+def _check_block(path: Path, block: np.ndarray, frames_before: int, rate: int, limits: AudioLimits) -> None:
+    if not np.isfinite(block).all():
+        raise PermanentError(f"{path}: audio contains NaN or infinite samples")
+    if (frames_before + len(block)) / rate > limits.max_seconds:  # a header that lied about the length
+        raise PermanentError(f"{path}: audio runs past MAX_AUDIO_SECONDS={limits.max_seconds:.0f}")
+
+
+def _decode_soundfile(path: Path, info: sf._SoundFileInfo, limits: AudioLimits) -> np.ndarray:
+    """16 kHz float32, read and resampled BLOCK_SECONDS at a time."""
+    stream = StreamResampler(info.samplerate)
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            for block in f.blocks(blocksize=max(1, int(info.samplerate * BLOCK_SECONDS)), dtype="float32",
+                                  always_2d=True):
+                _check_block(path, block, frames, info.samplerate, limits)
+                frames += len(block)
+                stream.feed(block)
+    except PermanentError:
+        raise
+    except Exception as exc:
+        raise PermanentError(f"{path}: cannot decode audio ({exc})") from exc
+    return stream.result(info.channels)
+
+
+def _decode_av(path: Path, limits: AudioLimits) -> np.ndarray:
+    """16 kHz float32 through FFmpeg (MP3 and what libsndfile cannot read), resampled as frames arrive."""
     import av  # PyAV, installed with faster-whisper
 
+    chunks: list[np.ndarray] = []
+    frames = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise PermanentError(f"{path}: no audio stream")
             stream = container.streams.audio[0]
             channels = stream.codec_context.channels or 1
-            if container.duration and container.duration / 1e6 > max_seconds:
-                raise PermanentError(f"{path}: audio is {container.duration / 1e6:.0f} s long, "
-                                     f"over MAX_AUDIO_SECONDS={max_seconds:.0f}")
-            layout = "stereo" if channels >= 2 else "mono"
-            resampler = av.AudioResampler(format="fltp", layout=layout, rate=TARGET_SR)
-            chunks: list[np.ndarray] = []
-            for frame in container.decode(stream):
+            _check_stream(path, container.duration / 1e6 if container.duration else None, channels,
+                          stream.codec_context.sample_rate or 0, limits)
+            resampler = av.AudioResampler(format="fltp", layout="stereo" if channels == 2 else "mono", rate=TARGET_SR)
+            for frame in itertools.chain(container.decode(stream), [None]):  # None flushes the resampler
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                    block = out.to_ndarray().T
+                    _check_block(path, block, frames, TARGET_SR, limits)
+                    frames += len(block)
+                    chunks.append(block)
     except PermanentError:
         raise
     except Exception as exc:  # av raises many error types for garbage input
         raise PermanentError(f"{path}: cannot decode audio ({type(exc).__name__}: {exc})") from exc
     if not chunks:
-        return np.zeros((0, 1 if layout == "mono" else 2), dtype=np.float32), TARGET_SR
-    return np.concatenate(chunks, axis=1).T.astype(np.float32), TARGET_SR
+        return np.zeros((0, 1), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate(chunks).astype(np.float32, copy=False))
 
 
-def load_audio(path: str | Path, *, max_seconds: float = 4 * 3600, channel_roles: str = "agent,customer") -> Audio:
-    """Decode, check and resample a call to 16 kHz; mono stays one channel, stereo keeps its two roles."""
+@dataclass(frozen=True)
+class AudioLimits:
+    """What a call may be, checked before and while decoding (settings MAX_AUDIO_*, MAX_SAMPLE_RATE)."""
+
+    max_seconds: float = 4 * 3600
+    max_bytes: int = 2 * 1024**3
+    max_sample_rate: int = 96_000
+
+
+def load_audio(path: str | Path, *, max_seconds: float = 4 * 3600, channel_roles: str = "agent,customer",
+               max_bytes: int = 2 * 1024**3, max_sample_rate: int = 96_000) -> Audio:
+    """Decode, check and resample a call to 16 kHz; mono stays one channel, stereo keeps its two roles.
+
+    Sizes are checked before decoding (bytes on disk; rate, channels and length from the header) and
+    decoding goes a block at a time, so no file can make the stage hold more than its 16 kHz samples."""
+    limits = AudioLimits(max_seconds, max_bytes, max_sample_rate)
     p = Path(path)
     if not p.exists():
         raise PermanentError(f"{p}: audio file not found")
     if not p.is_file():
         raise PermanentError(f"{p}: not a regular file")
-    if p.stat().st_size == 0:
+    size = p.stat().st_size
+    if size == 0:
         raise PermanentError(f"{p}: audio file is empty (0 bytes)")
-    hint = _duration_hint(p)
-    if hint is not None:
-        seconds, channels, _ = hint
-        if seconds > max_seconds:
-            raise PermanentError(f"{p}: audio is {seconds:.0f} s long, over MAX_AUDIO_SECONDS={max_seconds:.0f}")
-        if channels > 2:
-            raise PermanentError(f"{p}: {channels} channels; only mono or stereo (one speaker per channel) is supported")
-        try:
-            data, sr = _decode_soundfile(p)
-        except Exception as exc:
-            raise PermanentError(f"{p}: cannot decode audio ({exc})") from exc
+    if size > limits.max_bytes:
+        raise PermanentError(f"{p}: audio file is {size:,} bytes, over MAX_AUDIO_BYTES={limits.max_bytes:,}")
+    info = _header(p)
+    if info is not None:
+        _check_stream(p, info.frames / info.samplerate if info.samplerate else 0.0, info.channels,
+                      info.samplerate, limits)
+        data = _decode_soundfile(p, info, limits)
     else:
-        data, sr = _decode_av(p, max_seconds)
+        data = _decode_av(p, limits)
     if data.shape[0] == 0:
         raise PermanentError(f"{p}: audio has zero length (no samples)")
-    if data.shape[1] > 2:
-        raise PermanentError(f"{p}: {data.shape[1]} channels; only mono or stereo is supported")
-    if not np.isfinite(data).all():
-        raise PermanentError(f"{p}: audio contains NaN or infinite samples")
-    if data.shape[0] / sr > max_seconds:
-        raise PermanentError(f"{p}: audio is {data.shape[0] / sr:.0f} s long, over MAX_AUDIO_SECONDS={max_seconds:.0f}")
-    data = resample(data, sr, TARGET_SR)
     roles = parse_roles(channel_roles) if data.shape[1] == 2 else ["mixed"]
     return Audio(path=str(p), samples=np.ascontiguousarray(data), sample_rate=TARGET_SR, roles=roles)
 
 
 def load_settings_audio(path: str | Path, settings: object) -> Audio:
-    """`load_audio` with MAX_AUDIO_SECONDS and CHANNEL_ROLES from settings."""
+    """`load_audio` with MAX_AUDIO_SECONDS, MAX_AUDIO_BYTES, MAX_SAMPLE_RATE and CHANNEL_ROLES from settings."""
     return load_audio(path, max_seconds=float(settings.max_audio_seconds),  # type: ignore[attr-defined]
-                      channel_roles=str(settings.channel_roles))  # type: ignore[attr-defined]
+                      channel_roles=str(settings.channel_roles),  # type: ignore[attr-defined]
+                      max_bytes=int(settings.max_audio_bytes),  # type: ignore[attr-defined]
+                      max_sample_rate=int(settings.max_sample_rate))  # type: ignore[attr-defined]
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = TARGET_SR) -> Path:

@@ -7,12 +7,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from sqlalchemy import Engine, text
 
+from cofi.errors import DecodeError
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.kafka import consumer_config
-from cofi.pipeline.stages import REGISTRY, Stage
+from cofi.pipeline.stages import REGISTRY
 from cofi.pipeline.stages import stage as stage_of
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
@@ -39,7 +40,12 @@ def batch_row(db: Engine, batch_id: int) -> dict[str, Any] | None:
 # ---- reading topics -------------------------------------------------------------------------------
 
 def read_topic(settings: Settings, topic: str, timeout: float = 60) -> list[bytes]:
-    """Every committed message of a topic (read_committed, from the start up to the end of each partition)."""
+    """Every committed message's value of a topic (read_committed, from the start to the end of each partition)."""
+    return [m.value() for m in read_messages(settings, topic, timeout)]
+
+
+def read_messages(settings: Settings, topic: str, timeout: float = 60) -> list[Message]:
+    """Every committed message of a topic (key, value, headers), from the start to the end of each partition."""
     consumer = Consumer(consumer_config(settings, f"reader-{os.getpid()}-{time.monotonic_ns()}",
                                         **{"enable.partition.eof": True}))
     try:
@@ -47,7 +53,7 @@ def read_topic(settings: Settings, topic: str, timeout: float = 60) -> list[byte
         parts = [TopicPartition(topic, p, 0) for p in meta.partitions]
         consumer.assign(parts)
         eof: set[int] = set()
-        out: list[bytes] = []
+        out: list[Message] = []
         deadline = time.monotonic() + timeout
         while len(eof) < len(parts):
             if time.monotonic() > deadline:
@@ -60,29 +66,50 @@ def read_topic(settings: Settings, topic: str, timeout: float = 60) -> list[byte
                     eof.add(m.partition())
                     continue
                 raise AssertionError(f"{topic}: {m.error()}")
-            out.append(m.value())
+            out.append(m)
         return out
     finally:
         consumer.close()
 
 
 def file_counts(settings: Settings, topic: str) -> Counter[str]:
+    """Events per file id on a stage topic (messages that do not decode, hostile ones, are not counted)."""
     codec = get_codec()
-    return Counter(codec.decode_as("FileEvent", v)["fileId"] for v in read_topic(settings, topic))
+    counts: Counter[str] = Counter()
+    for v in read_topic(settings, topic):
+        try:
+            counts[codec.decode_as("FileEvent", v)["fileId"]] += 1
+        except DecodeError:
+            continue
+    return counts
+
+
+def failures_of(settings: Settings, file_ids: set[str]) -> list[dict[str, Any]]:
+    """FileFailed events on the failed topic naming one of these files."""
+    codec = get_codec()
+    out = []
+    for v in read_topic(settings, Topics(settings.topic_prefix).failed):
+        try:
+            record = codec.decode_as("FileFailed", v)
+        except DecodeError:
+            continue
+        if record.get("fileId") in file_ids:
+            out.append(record)
+    return out
 
 
 # ---- the exactly-once checks ----------------------------------------------------------------------
 
-def _plan(row: dict[str, Any]) -> list[Stage]:
+def _plan(row: dict[str, Any]) -> list[str]:
     """The batch's stage plan as stored in batchStatus.stages, in registry order."""
     names = set((row.get("stages") or "").split(","))
-    return [s for s in REGISTRY if s.name in names]
+    return [s.name for s in REGISTRY if s.name in names]
 
 
-def _expected_log_rows(settings: Settings, n: int, plan: list[Stage]) -> dict[tuple[str | None, str], int]:
+def _expected_log_rows(settings: Settings, n: int, plan: list[str]) -> dict[tuple[str | None, str], int]:
     want: dict[tuple[str | None, str], int] = {(None, "batch_complete"): 1}
     interval = settings.progress_update_interval
-    for s in plan:
+    for s in (stage_of(name) for name in plan):
         want.update({(s.name, "stage_start"): 1, (s.name, "stage_complete"): 1})
         if settings.log_file_start_events:
             want[(s.name, "file_start")] = n
@@ -93,7 +120,7 @@ def _expected_log_rows(settings: Settings, n: int, plan: list[Stage]) -> dict[tu
     return want
 
 
-def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> list[str]:
+def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int, plan: list[str]) -> list[str]:
     problems: list[str] = []
     row = batch_row(db, batch_id)
     if row is None:
@@ -101,17 +128,16 @@ def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> li
     if (row["status"], row["totalFiles"], row["completedFiles"], row["failedFiles"]) != ("Completed", n, n, 0):
         problems.append(f"batchStatus: status={row['status']} total={row['totalFiles']} "
                         f"completed={row['completedFiles']} failed={row['failedFiles']}")
-    plan = _plan(row)
     problems += [f"batchStatus.{s.status_column} = {row[s.status_column]}" for s in REGISTRY
-                 if row[s.status_column] != ("Completed" if s in plan else "Skipped")]
+                 if row[s.status_column] != ("Completed" if s.name in plan else "Skipped")]
     flags = rows(db, "SELECT COUNT(*), " + ", ".join(f"COALESCE(SUM({s.done_column}), 0)" for s in REGISTRY)
                  + ", COALESCE(SUM(status = 'Completed'), 0) FROM fileDistribution WHERE batchId = :b", b=batch_id)[0]
-    want_flags = [n, *(n if s in plan else 0 for s in REGISTRY), n]
+    want_flags = [n, *(n if s.name in plan else 0 for s in REGISTRY), n]
     if [int(v) for v in flags] != want_flags:
         problems.append(f"fileDistribution rows/flags/completed: {[int(v) for v in flags]}, want {want_flags}")
     per = rows(db, "SELECT stage_name, status, COUNT(*), COUNT(DISTINCT file) FROM processing_logs "
                    "WHERE batch_id = :b GROUP BY stage_name, status", b=str(batch_id))
-    if {(s, st, int(c), int(d)) for s, st, c, d in per} != {(s.name, "success", n, n) for s in plan}:
+    if {(s, st, int(c), int(d)) for s, st, c, d in per} != {(s, "success", n, n) for s in plan}:
         problems.append(f"processing_logs (stage, status, rows, files): {sorted(per)}")
     log_counts = {(s, e): int(c) for s, e, c in rows(
         db, "SELECT stage, eventType, COUNT(*) FROM batchExecutionLog WHERE batchId = :b GROUP BY 1, 2", b=batch_id)}
@@ -126,28 +152,32 @@ def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> li
     return problems
 
 
-def exactly_once_problems(settings: Settings, db: Engine, batch_id: int, n: int) -> list[str]:
+def exactly_once_problems(settings: Settings, db: Engine, batch_id: int, n: int,
+                          plan: list[str] | None = None) -> list[str]:
     """Everything that is not "each file once per stage, every flag set, every row once"; [] when all is right.
 
-    For a batch of n files, no file failing, every stage of its plan run (batchStatus.stages: all but the
-    opt-in stages unless the batch asked for them); the batchExecutionLog rows expected
-    follow `settings.log_file_start_events` and `settings.progress_update_interval`.
+    For a batch of n files through `plan` (default: the batch's own plan, batchStatus.stages: every stage
+    but the opt-in ones unless the batch asked for them), no file failing; the batchExecutionLog rows
+    expected follow `settings.log_file_start_events` and `settings.progress_update_interval`. Only this
+    batch's events are counted, so other batches may share the topics.
     """
-    problems = _table_problems(settings, db, batch_id, n)
+    if plan is None:
+        plan = _plan(batch_row(db, batch_id) or {})
+    problems = _table_problems(settings, db, batch_id, n, plan)
     if problems and problems[0].startswith("no batchStatus row"):
         return problems
     topics = Topics(settings.topic_prefix)
     file_ids = {r[0] for r in rows(db, "SELECT fileId FROM fileDistribution WHERE batchId = :b", b=batch_id)}
-    for topic in [*(topics.stage(s.name) for s in _plan(batch_row(db, batch_id) or {})), topics.done]:
+    for topic in [*(topics.stage(s) for s in plan), topics.done]:
         counts = Counter({f: c for f, c in file_counts(settings, topic).items() if f in file_ids})  # this batch's
         dups = {f: c for f, c in counts.items() if c != 1}
         missing = file_ids - set(counts)
         if dups or missing or len(counts) != n:
             problems.append(f"{topic}: {len(counts)} files, {len(dups)} duplicated (e.g. {list(dups.items())[:3]}), "
                             f"{len(missing)} missing")
-    failed = read_topic(settings, topics.failed)
+    failed = failures_of(settings, file_ids)
     if failed:
-        problems.append(f"{topics.failed}: {len(failed)} events, want none")
+        problems.append(f"{topics.failed}: {len(failed)} events of this batch, want none")
     return problems
 
 

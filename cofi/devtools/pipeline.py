@@ -14,9 +14,13 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from cofi.pipeline.kafka import make_producer
 from cofi.pipeline.stages import STAGES, services
@@ -50,6 +54,30 @@ def produce(settings: Settings, topic: str, values: Iterable[tuple[str | None, b
             p.poll(0)
     assert p.flush(30) == 0
     return n
+
+
+@contextmanager
+def scratch(settings: Settings, server_url: str) -> Iterator[Settings]:
+    """`settings` on a database of their own (created on `server_url`, migrated) and topics of their own
+    (under their prefix), both removed afterwards: one benchmark run."""
+    from cofi.db import migrate
+    from cofi.ops.admin import delete_topics, ensure_topics
+
+    server = create_engine(server_url)
+    name = f"cofi_test_{settings.topic_prefix}"
+    with server.begin() as c:
+        c.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    s = settings.model_copy(update={"database_url": url})
+    try:
+        migrate(url)
+        ensure_topics(s)
+        yield s
+    finally:
+        delete_topics(s)
+        with server.begin() as c:
+            c.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        server.dispose()
 
 
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -92,15 +120,16 @@ def principal_env(secrets_dir: Path | None, principal: str) -> dict[str, str]:
 class ServiceProcess:
     """`python -m services.<name>` as a real process (stdout and stderr to a log file), for kill -9 tests."""
 
-    def __init__(self, name: str, settings: Settings, log_dir: Path, **env: str) -> None:
+    def __init__(self, name: str, settings: Settings, log_dir: Path, module: str | None = None, **env: str) -> None:
         self.name = name
+        self.argv = ["-m", module, name] if module else ["-m", f"services.{name}"]
         self.env = service_env(settings, **env)
         self.log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", f"services.{self.name}"], cwd=REPO, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, *self.argv], cwd=REPO, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
@@ -134,9 +163,11 @@ class Pipeline:
     """
 
     def __init__(self, settings: Settings, log_dir: Path, extra_env: dict[str, dict[str, str]] | None = None,
-                 kafka_secrets: Path | None = None, **common_env: str) -> None:
+                 kafka_secrets: Path | None = None, modules: dict[str, str] | None = None,
+                 **common_env: str) -> None:
         self.settings = settings
         self.kafka_secrets = kafka_secrets  # <principal>.password files: each service logs in as itself
+        self.modules = modules or {}  # service -> module run as `python -m <module> <service>` instead
         self.log_dir = log_dir
         self.extra_env = extra_env or {}
         self.common_env = {**{f"{s.upper()}_ENGINE": "passthrough" for s in STAGES}, **common_env}
@@ -152,7 +183,8 @@ class Pipeline:
             self.starts[name] += 1
             proc_env = {**principal_env(self.kafka_secrets, name), **self.common_env, **self.extra_env.get(name, {}), **env,
                         "WORKER_INSTANCE": f"{name}-i", "WORKER_ID": self.worker_id(name)}
-            self.procs[name] = ServiceProcess(name, self.settings, self.log_dir, **proc_env).start()
+            self.procs[name] = ServiceProcess(name, self.settings, self.log_dir, self.modules.get(name),
+                                              **proc_env).start()
         return self
 
     def kill(self, name: str) -> None:
@@ -168,6 +200,10 @@ class Pipeline:
     def worker(self, stage: str, start: int | None = None) -> str:
         """The `worker` value in processing_logs of the given start of a stage service."""
         return f"{stage}@{self.worker_id(stage, start)}"
+
+    def pids(self) -> dict[str, int]:
+        """The process id of every current service."""
+        return {n: p.proc.pid for n, p in self.procs.items() if p.proc is not None}
 
     def exited(self) -> dict[str, int]:
         """Services whose process ended on its own (a crash), with the exit code."""

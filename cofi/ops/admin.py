@@ -26,6 +26,7 @@ from cofi.settings import Settings, get_settings
 log = logging.getLogger("cofi.ops.admin")
 
 BATCH_START_MAX_BYTES = 16 * 1024 * 1024  # a 10,000-file manifest fits in one BatchStart
+TOPIC_HEADROOM_BYTES = 1024 * 1024  # record-batch overhead and headers above MAX_EVENT_BYTES
 
 
 def _admin_client(settings: Settings, timeout_s: float) -> tuple[Any, ConnectErrors]:
@@ -55,9 +56,37 @@ def _existing_topics(admin, errors: ConnectErrors, settings: Settings, timeout_s
         ) from exc
 
 
-def topic_configs(topics: Topics) -> dict[str, dict[str, str]]:
-    """Per-topic config overrides (only batch.start needs large messages)."""
-    return {topics.batch_start: {"max.message.bytes": str(BATCH_START_MAX_BYTES)}}
+def topic_configs(topics: Topics, max_event_bytes: int) -> dict[str, dict[str, str]]:
+    """`max.message.bytes` of every topic, set here rather than left to the broker's default (1 MB in a
+    stock broker: a FileEvent with a large questionnaire, rules and trades would be refused, its transaction
+    aborted and re-run forever). Services refuse events over MAX_EVENT_BYTES themselves, with the reason."""
+    events = str(max_event_bytes + TOPIC_HEADROOM_BYTES)
+    configs = {t: {"max.message.bytes": events} for t in topics.all()}
+    configs[topics.batch_start] = {"max.message.bytes": str(max(BATCH_START_MAX_BYTES, max_event_bytes))}
+    return configs
+
+
+def align_topic_configs(admin, configs: dict[str, dict[str, str]], names: Iterable[str], timeout_s: float) -> list[str]:
+    """Set the configs of existing topics that differ (an older init or another tool made them); the changed."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, n) for n in names if configs.get(n)]
+    if not resources:
+        return []
+    changes = []
+    for res, fut in admin.describe_configs(resources, request_timeout=timeout_s).items():
+        live = fut.result(timeout=timeout_s)
+        wanted = configs[res.name]
+        if any(live[k].value != v if k in live else True for k, v in wanted.items()):
+            changes.append(ConfigResource(ConfigResource.Type.TOPIC, res.name, incremental_configs=[
+                ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in wanted.items()]))
+    for res, fut in (admin.incremental_alter_configs(changes, request_timeout=timeout_s).items() if changes else []):
+        try:
+            fut.result(timeout=timeout_s)
+        except KafkaException as exc:
+            raise AdminError(f"cannot set the configs of topic {res.name}: {exc}") from exc
+    return [c.name for c in changes]
 
 
 def ensure_topics(settings: Settings, *, partitions: int | None = None, timeout_s: float = 15.0) -> list[str]:
@@ -71,7 +100,10 @@ def ensure_topics(settings: Settings, *, partitions: int | None = None, timeout_
     topics = Topics(settings.topic_prefix)
     admin, errors = _admin_client(settings, timeout_s)
     existing = _existing_topics(admin, errors, settings, timeout_s)
-    configs = topic_configs(topics)
+    configs = topic_configs(topics, settings.max_event_bytes)
+    aligned = align_topic_configs(admin, configs, [t for t in topics.all() if t in existing], timeout_s)
+    if aligned:
+        log.info("topic configs set: %s", ", ".join(aligned))
     missing = [t for t in topics.all() if t not in existing]
     if not missing:
         return []

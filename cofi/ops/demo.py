@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from cofi.audit.formats import LinesFormat, WordField
 from cofi.audit.instruments import default_master
@@ -142,7 +143,7 @@ def results_table(settings: Settings, batch_id: int) -> Table:
     for r in rows:
         score = "" if r["score"] is None else f"{r['score']:.1f}"
         status = r["status"] + (f" ({r['failedStage']})" if r.get("failedStage") else "")
-        table.add_row(Path(r["file"]).name, status, r["language"] or "", r["verdict"] or "", score)
+        table.add_row(Text(Path(r["file"]).name), status, r["language"] or "", r["verdict"] or "", score)
     return table
 
 

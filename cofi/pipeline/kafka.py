@@ -68,7 +68,7 @@ def producer_config(settings: Settings, transactional_id: str | None = None, **e
         "enable.idempotence": True,
         "compression.type": "lz4",
         "linger.ms": 5,
-        "message.max.bytes": 16 * 1024 * 1024,
+        "message.max.bytes": max(16 * 1024 * 1024, settings.max_event_bytes + 1024 * 1024),
         "client.id": f"cofi-{settings.worker_id}",
     }
     if transactional_id:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cofi.errors import ManifestError, PathRefused
+from cofi.pipeline.batchcheck import spec_problem
 from cofi.pipeline.paths import AudioRoots, check_text
 
 AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".mp3", ".ogg"})
@@ -57,7 +58,7 @@ def read_manifest(path: str | Path, roots: AudioRoots | None = None) -> list[Fil
         return _read_directory(p, roots)
     suffix = p.suffix.lower()
     if suffix in AUDIO_EXTENSIONS:
-        return [FileSpec(os.path.normpath(p))]
+        return [_checked(str(p), FileSpec(os.path.normpath(p)))]
     if suffix == ".csv":
         rows = _load_csv(p)
     elif suffix == ".json":
@@ -82,7 +83,7 @@ def _read_directory(root: Path, roots: AudioRoots) -> list[FileSpec]:
     if not files:
         raise ManifestError(f"{root}: no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) in this directory")
     try:  # a symlink in the folder may point anywhere
-        return [FileSpec(roots.confine(f, "directory entry")) for f in sorted(files)]
+        return [_checked(str(root), FileSpec(roots.confine(f, "directory entry"))) for f in sorted(files)]
     except PathRefused as exc:
         raise ManifestError(f"{root}: {exc}") from None
 
@@ -160,8 +161,17 @@ def _to_specs(p: Path, rows: list[tuple[int, dict[str, Any]]], roots: AudioRoots
         if f in seen:
             raise ManifestError(f"{p}: {what} {n}: duplicate file {raw.strip()!r} (first at {what} {seen[f]})")
         seen[f] = n
-        specs.append(FileSpec(f, _metadata(p, what, n, row)))
+        specs.append(_checked(f"{p}: {what} {n}", FileSpec(f, _metadata(p, what, n, row))))
     return specs
+
+
+def _checked(where: str, spec: FileSpec) -> FileSpec:
+    """The spec, or ManifestError naming the row or folder of a name or metadata no event or table can hold
+    (undecodable bytes, NUL, too long): refused at submit, never a crash or a lost file later."""
+    problem = spec_problem(spec.file, spec.metadata)
+    if problem is not None:
+        raise ManifestError(f"{where}: {problem}")
+    return spec
 
 
 def _metadata(p: Path, what: str, n: int, row: dict[str, Any]) -> dict[str, str]:

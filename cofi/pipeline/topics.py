@@ -30,12 +30,22 @@ class Topics:
     def done(self) -> str:
         return f"{self.prefix}.stage.done"
 
+    @property
+    def dead_letter(self) -> str:
+        """Messages the tracker could not apply, as they came, with the reason in headers."""
+        return f"{self.prefix}.deadletter"
+
     def stage(self, stage: str) -> str:
         if stage != DONE and stage not in STAGES:
             raise UnknownStageError(stage)
         return f"{self.prefix}.stage.{stage}"
 
     def all(self) -> list[str]:
+        """Every topic (`cofi.ops.admin init` creates them)."""
+        return [*self.tracked(), self.dead_letter]
+
+    def tracked(self) -> list[str]:
+        """The topics the tracker reads: every one but the dead letters it writes."""
         return [self.batch_start, self.batch_control, *(self.stage(s) for s in STAGES), self.done, self.failed]
 
     def stage_of(self, topic: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,8 +30,9 @@ class Outgoing:
     """One record to produce inside the batch's transaction."""
 
     topic: str
-    key: str | None
+    key: str | bytes | None
     value: bytes
+    headers: list[tuple[str, bytes]] | None = None  # dead letters carry their reason here
 
 
 def offsets_after(positions: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
@@ -131,6 +133,10 @@ class TransactionalSender:
         except TransactionStuck as exc:
             self.renew(f"{exc}, the batch will be re-read")
             return False
+        except BufferError as exc:
+            log.warning("%s: transaction aborted, the batch will be re-read: %s", self.who, exc)
+            self._abort()
+            return False
         except KafkaException as exc:
             err = exc.args[0]
             if getattr(err, "fatal", lambda: False)():
@@ -139,19 +145,29 @@ class TransactionalSender:
                 self.stopping.set()
                 raise
             log.warning("%s: transaction aborted, the batch will be re-read: %s", self.who, err)
-            try:
-                self.producer.abort_transaction(30)
-            except KafkaException:
-                log.exception("%s: abort failed", self.who)
+            self._abort()
             return False
 
-    def _produce(self, out: Outgoing) -> None:
+    def _abort(self) -> None:
         assert self.producer is not None
+        try:
+            self.producer.abort_transaction(30)
+        except KafkaException:
+            log.exception("%s: abort failed", self.who)
+
+    def _produce(self, out: Outgoing) -> None:
+        """Produce one record, waiting for room in the local queue at most PRODUCE_QUEUE_TIMEOUT_S (then
+        BufferError: the transaction is aborted and re-read, instead of a loop that never ends)."""
+        assert self.producer is not None
+        deadline = time.monotonic() + self.settings.produce_queue_timeout_s
         while True:
             try:
-                self.producer.produce(out.topic, key=out.key, value=out.value)
+                self.producer.produce(out.topic, key=out.key, value=out.value, headers=out.headers)
                 return
             except BufferError:
+                if time.monotonic() > deadline or self.stopping.is_set():
+                    raise BufferError(f"the producer queue stayed full for {self.settings.produce_queue_timeout_s:.0f}s "
+                                      f"(broker slow or down?) producing to {out.topic}") from None
                 self.producer.poll(0.1)
 
     def close(self) -> None:

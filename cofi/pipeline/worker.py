@@ -4,27 +4,29 @@ poll a micro-batch -> pause the partitions -> run the engine (threads, outside a
 transaction) while polling so the group never times out -> validate each result against
 the stage's model -> one transaction with the outputs and the consumed offsets -> resume.
 Exactly-once from topic to topic. Each output says which stage it completed.
+
+One file never holds the others back: past CARRY_AFTER_S the finished files are committed and the
+still-running one is carried into the next micro-batch (its partition paused behind it); past its
+deadline it fails and its engine call is abandoned (`enginepool`).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from cofi.errors import DecodeError, PathRefused, PermanentError, ResultError, TransientError
+from cofi.errors import DeadlineExceeded, DecodeError, PathRefused, PermanentError, ResultError, TransientError
 from cofi.pipeline import events
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.control import CancelWatcher
 from cofi.pipeline.engine import Engine, StageContext, StageOutput
+from cofi.pipeline.enginepool import CrashJournal, EnginePool
+from cofi.pipeline.inflight import Handled, InFlight, partitions, split_committable
 from cofi.pipeline.kafka import instance_name
 from cofi.pipeline.metrics import CachedHealth, StageMetrics
 from cofi.pipeline.paths import AudioRoots, confine_event
@@ -36,15 +38,6 @@ from cofi.pipeline.transactions import Outgoing, offsets_after
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Handled:
-    """What one input message became."""
-
-    msg: Message
-    outputs: list[Outgoing] = field(default_factory=list)
-    outcome: str = "success"
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -70,10 +63,14 @@ class StageWorker(ServiceLoop):
         self.topic = self.topics.stage(stage)
         self.worker_name = f"{stage}@{settings.worker_id}"
         self.batch_size = settings.commit_every_messages if not engine.slow else max(1, settings.stage_concurrency)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, settings.stage_concurrency), thread_name_prefix=stage)
+        self.pool = EnginePool(settings.stage_concurrency, stage)
+        # slow engines only: a fast one never holds a file long enough to be OOM-killed on it
+        self.journal = CrashJournal(settings.artifact_root, stage) if engine.slow else None
+        self.journaled: set[tuple[str, int]] = set()  # files in the journal now (a clean stop clears them)
         self.assigned: set[tuple[str, int]] = set()
         self.revoked_during_batch: set[tuple[str, int]] = set()
         self.buffer: list[Message] = []
+        self.carry: list[InFlight] = []  # still running (or behind one that is) from the last micro-batch
         self.processed_total = 0
         self.cancels = CancelWatcher(settings, self.codec)
         self.engine_health = CachedHealth(engine.health, settings.engine_health_interval_s)
@@ -91,7 +88,10 @@ class StageWorker(ServiceLoop):
     def health_detail(self) -> tuple[bool, dict[str, Any]]:
         ok, reason = self.engine_health.last
         detail = {"stage": self.stage, "engine": self.engine.name, "assigned": len(self.assigned),
-                  "processed": self.processed_total}
+                  "processed": self.processed_total, "abandoned": self.pool.abandoned}
+        hung = self.pool.hung()
+        if ok and hung:
+            ok, reason = False, hung
         return ok, {**detail, "reason": reason} if not ok else detail
 
     def on_start(self) -> None:
@@ -105,7 +105,7 @@ class StageWorker(ServiceLoop):
 
     def step(self) -> None:
         msgs = self._next_batch()
-        if msgs:
+        if msgs or self.carry:
             self._process_batch(msgs)
 
     def before_close(self) -> None:
@@ -113,7 +113,10 @@ class StageWorker(ServiceLoop):
         self.engine_health.stop()
 
     def after_close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
+        if self.journal is not None:
+            for entry in list(self.journaled):  # left to the next owner by a clean stop: not a crash
+                self.journal.end(*entry)
         self.engine.close()
         log.info("%s: stopped after %d files", self.stage, self.processed_total)
 
@@ -127,19 +130,26 @@ class StageWorker(ServiceLoop):
         gone = {(p.topic, p.partition) for p in partitions}
         self.assigned -= gone
         self.revoked_during_batch |= gone
-        # Buffered messages of a revoked partition belong to its next owner.
+        # Buffered and carried messages of a revoked partition belong to its next owner.
         self.buffer = [m for m in self.buffer if (m.topic(), m.partition()) not in gone]
+        self.carry = [i for i in self.carry if i.partition not in gone]
         log.info("%s: revoked %s", self.stage, sorted(p.partition for p in partitions))
 
     # ---- the loop ----------------------------------------------------------
 
     def _next_batch(self) -> list[Message]:
+        """New messages up to the batch size (less what is carried), none of a partition blocked by a carry."""
         assert self.consumer is not None
-        if len(self.buffer) < self.batch_size:
-            want = self.batch_size - len(self.buffer)
-            got = self.consumer.consume(num_messages=want, timeout=self.settings.commit_every_ms / 1000)
+        want = self.batch_size - len(self.carry)
+        if want > 0 and len(self.buffer) < want:
+            got = self.consumer.consume(num_messages=want - len(self.buffer),
+                                        timeout=self.settings.commit_every_ms / 1000)
             self.buffer.extend(self.usable(got))
-        batch, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size:]
+        blocked = partitions(self.carry)
+        free = [m for m in self.buffer if (m.topic(), m.partition()) not in blocked]
+        batch = free[:max(0, want)]
+        taken = {id(m) for m in batch}
+        self.buffer = [m for m in self.buffer if id(m) not in taken]
         return batch
 
     def _process_batch(self, msgs: list[Message]) -> None:
@@ -148,28 +158,53 @@ class StageWorker(ServiceLoop):
         paused = [TopicPartition(t, p) for t, p in self.assigned]
         if paused:
             self.consumer.pause(paused)
-        futures: list[Future[Handled]] = [self.pool.submit(self._handle, m) for m in msgs]
-        deadline: float | None = None
+        items = self.carry + [InFlight(m, self.pool.submit(self._handle, m)) for m in msgs]
+        self.carry = []
+        began, deadline = time.monotonic(), None
         try:
-            while not all(f.done() for f in futures):
+            while not all(i.done for i in items) and not self._carry_now(items, began):
                 # Keep the group membership alive while the engine works (partitions are paused).
                 # Messages of partitions assigned meanwhile are kept for the next batch.
                 got = self.consumer.consume(num_messages=100, timeout=0.2)
                 self.buffer.extend(self.usable(got))
                 self.heartbeat.beat()
+                self._fail_overdue(items)
                 if self.stopping.is_set():
                     deadline = deadline or time.monotonic() + self.settings.shutdown_grace_s
                     if time.monotonic() > deadline:
                         log.warning("%s: shutdown grace over; %d files left uncommitted for the next owner",
-                                    self.stage, sum(not f.done() for f in futures))
+                                    self.stage, sum(not i.done for i in items))
                         return
-            handled = [f.result() for f in futures]
-            self._commit(handled)
+            ready, carried = split_committable(items)
+            self.carry = [i for i in carried if i.partition in self.assigned  # a moved partition: its next owner's
+                          and i.partition not in self.revoked_during_batch]
+            if ready:
+                self._commit([i.result() for i in ready])
         finally:
             if self.consumer is not None:
-                now_assigned = [TopicPartition(t, p) for t, p in self.assigned]
+                blocked = partitions(self.carry)  # stay paused behind their running file
+                now_assigned = [TopicPartition(t, p) for t, p in self.assigned if (t, p) not in blocked]
                 if now_assigned:
                     self.consumer.resume(now_assigned)
+
+    def _carry_now(self, items: list[InFlight], began: float) -> bool:
+        """Commit what is finished and carry the rest: a file has run past CARRY_AFTER_S beside finished ones."""
+        if time.monotonic() - began < self.settings.commit_every_ms / 1000 or not any(i.done for i in items):
+            return False
+        return any((self.pool.running_for(i.future) or 0.0) > self.settings.carry_after_s
+                   for i in items if not i.done)
+
+    def _fail_overdue(self, items: list[InFlight]) -> None:
+        """Fail every file whose engine call outlived the stage's deadline; the batch goes on without it."""
+        limit = self.settings.deadline_for(self.stage)
+        waiting = [i for i in items if not i.done]
+        for k in self.pool.abandon_overdue([i.future for i in waiting], limit, skip=set()):
+            item = waiting[k]
+            raw = item.msg.value() or b""  # it decoded (an undecodable message fails at once, never late)
+            item.overdue = self._failed(item.msg, raw, self.codec.decode_as("FileEvent", raw), DeadlineExceeded.__name__,
+                                        f"engine {self.engine.name} was still busy on this file after {limit:.0f}s "
+                                        f"({self.stage.upper()}_FILE_DEADLINE_S or FILE_DEADLINE_S); the call was "
+                                        "abandoned and the stage went on", attempts=1)
 
     def _commit(self, handled: list[Handled]) -> None:
         """One transaction: every output of the batch and the consumed offsets."""
@@ -185,6 +220,7 @@ class StageWorker(ServiceLoop):
         if not self.sender.commit((out for h in keep for out in h.outputs), offsets,
                                   self.consumer.consumer_group_metadata()):
             self.metrics.transactions.labels(self.stage, "aborted").inc()
+            self.carry = [i for i in self.carry if i.partition not in offsets]  # re-read with their partition
             self._rewind(offsets, first_offsets(h.msg for h in keep))
             return
         self.metrics.transactions.labels(self.stage, "committed").inc()
@@ -223,6 +259,8 @@ class StageWorker(ServiceLoop):
             return self._failed(msg, raw, None, "DecodeError", str(exc), attempts=0, outcome="decode_error")
         try:
             return self._handle_event(msg, raw, event)
+        except PermanentError as exc:  # the forwarded event too large, ...
+            return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts=0)
         except Exception as exc:  # noqa: BLE001 - a bug must fail one file, not stop the stage
             log.exception("%s: %s: unexpected error", self.stage, event.get("file"))
             return self._failed(msg, raw, event, type(exc).__name__, f"internal error in the {self.stage} worker: "
@@ -245,8 +283,27 @@ class StageWorker(ServiceLoop):
     def _run_engine(self, msg: Message, raw: bytes, event: dict[str, Any]) -> Handled:
         ctx = StageContext(stage=self.stage, worker=self.worker_name, settings=self.settings,
                            batch_id=event["batchId"], file_id=event["fileId"])
-        attempts = 0
         started = time.monotonic()
+        if self.journal is None:
+            return self._attempts(msg, raw, event, ctx, started)
+        entry = (event["fileId"], event.get("generation", 0))
+        died = self.journal.begin(*entry)
+        if died >= self.settings.max_worker_crashes:
+            self.journal.end(*entry)
+            return self._failed(msg, raw, event, "WorkerCrashed",
+                                f"the {self.stage} worker died {died} times while processing this file (killed for "
+                                "memory, or a crash in native code); failed so that the next worker does not die the "
+                                "same way", died)
+        self.journaled.add(entry)
+        try:
+            return self._attempts(msg, raw, event, ctx, started)
+        finally:
+            self.journaled.discard(entry)
+            self.journal.end(*entry)
+
+    def _attempts(self, msg: Message, raw: bytes, event: dict[str, Any], ctx: StageContext,
+                  started: float) -> Handled:
+        attempts = 0
         self.metrics.inflight.labels(self.stage).inc()
 
         def attempt() -> StageOutput:
@@ -261,6 +318,7 @@ class StageWorker(ServiceLoop):
             wait=wait_exponential(multiplier=self.settings.retry_backoff_ms / 1000,
                                   max=self.settings.retry_backoff_max_ms / 1000),
             retry=retry_if_exception(_is_retryable),
+            sleep=self._backoff,
             reraise=False,
             before_sleep=lambda rs: log.warning("%s: %s attempt %d failed (%s); retrying", self.stage,
                                                 event["file"], rs.attempt_number, rs.outcome.exception()),
@@ -279,8 +337,13 @@ class StageWorker(ServiceLoop):
             self.metrics.seconds.labels(self.stage, self.engine.name).observe(time.monotonic() - started)
         try:
             return Handled(msg, [self._output(event, output, time.monotonic() - started)])
-        except ResultError as exc:
+        except PermanentError as exc:  # ResultError: does not fit its model; EventTooLarge
             return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts, started=started)
+
+    def _backoff(self, seconds: float) -> None:
+        """A retry's wait, its engine place given to another file meanwhile (cut short by a stop)."""
+        with self.pool.waiting():
+            self.stopping.wait(seconds)
 
     def _output(self, event: dict[str, Any], output: StageOutput, elapsed_s: float) -> Outgoing:
         """The engine's result, completed and validated against the stage's model, in the outgoing event;
@@ -306,20 +369,22 @@ class StageWorker(ServiceLoop):
         out = {**event, "eventId": events.new_event_id(), "emittedAt": events.now(),
                "emitter": events.EMITTER_STAGE, "completedStage": self.stage}
         topic = self.topics.done if nxt == DONE else self.topics.stage(nxt)
-        return Outgoing(topic, event["fileId"], self.codec.encode("FileEvent", out))
+        value = events.checked_size(self.codec.encode("FileEvent", out), self.settings.max_event_bytes,
+                                    f"the event of {event['file']} after {self.stage}")
+        return Outgoing(topic, event["fileId"], value)
 
     def _failed(self, msg: Message, raw: bytes, event: dict[str, Any] | None, error_type: str, message: str,
                 attempts: int, *, started: float | None = None, permanent: bool = True,
                 outcome: str = "failed") -> Handled:
         duration_ms = int((time.monotonic() - started) * 1000) if started else 0
+        key = event["fileId"] if event else (msg.key().decode(errors="replace") if msg.key() else None)
         failed = events.file_failed(stage=self.stage, error_type=error_type, message=message, attempts=attempts,
                                     worker=self.worker_name, topic=msg.topic(), partition=msg.partition(),
                                     offset=msg.offset(), raw=raw, event=event, engine=self.engine.name,
-                                    duration_ms=duration_ms, permanent=permanent)
+                                    duration_ms=duration_ms, permanent=permanent, file_id=key)
         log.warning("%s: %s failed: %s: %s", self.stage, event["file"] if event else "<undecodable>",
                     error_type, message)
-        key = event["fileId"] if event else (msg.key().decode(errors="replace") if msg.key() else None)
-        return Handled(msg, [Outgoing(self.topics.failed, key, self.codec.encode("FileFailed", failed))],
+        return Handled(msg, [Outgoing(self.topics.failed, key, events.encode_failed(self.codec, failed))],
                        outcome=outcome)
 
 
@@ -330,30 +395,5 @@ def _first_errors(exc: ValidationError, most: int = 5) -> str:
     return "; ".join(parts) + (f" (+{len(errs) - most} more)" if len(errs) > most else "")
 
 
-EngineFactory = Callable[[str, Settings], Engine]
-
-
-def build_engine(stage: str, settings: Settings, factory: EngineFactory | None = None) -> Engine:
-    """`<STAGE>_ENGINE=passthrough` is handled here, every real engine by the stage's
-    `services/<stage>/engines.py` (imported only then, so passthrough needs no model packages)."""
-    name = settings.engine_for(stage)
-    if name == "passthrough":
-        from cofi.pipeline.passthrough import PassthroughEngine
-
-        return PassthroughEngine(stage, delay_ms=settings.passthrough_delay_ms)
-    if factory is None:
-        factory = importlib.import_module(stage_spec(stage).engines_module).build_engine
-    return factory(name, settings)
-
-
-def run_service(stage: str, factory: EngineFactory | None = None) -> None:
-    """Entry point of `python -m services.<stage>`."""
-    from cofi.logs import setup_logging
-    from cofi.settings import get_settings
-
-    setup_logging()
-    settings = get_settings()
-    engine = build_engine(stage, settings, factory)
-    worker = StageWorker(stage, engine, settings)
-    worker.install_signal_handlers()
-    worker.run()
+# services/<stage>/__main__.py and tests import these from here
+from cofi.pipeline.runner import EngineFactory, build_engine, run_service  # noqa: E402, F401

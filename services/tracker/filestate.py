@@ -147,6 +147,15 @@ def on_file_failed(row: FileRow, record: dict[str, Any]) -> tuple[FileRow, Write
     return row, w
 
 
+def charged_stage(row: FileRow, claimed: str | None) -> str:
+    """The stage a failure known only by the file's key is charged to (its event did not decode): the one
+    claimed, but never past where the row says the file is, whose done flags the unread event did not set."""
+    here = row.currentStage if row.currentStage in STAGES else None
+    if claimed in STAGES and (here is None or order(claimed) <= order(here)):
+        return claimed
+    return here or (claimed if claimed in STAGES else STAGES[-1])
+
+
 def orphan_failure(record: dict[str, Any]) -> dict[str, Any]:
     """processing_logs row of a FileFailed that names no file (the worker could not decode its input)."""
     where = f"(at {record['originalTopic']}[{record['originalPartition']}]@{record['originalOffset']})"

@@ -1,7 +1,9 @@
 """Batch intake: a BatchStart becomes one batchStatus row, a fileDistribution row per file and a
 FileEvent per file on the first enabled stage; or a clear rejection.
 
-Re-sending a BatchStart for an existing batch (new event id, same content) resumes it.
+Re-sending a BatchStart for an existing batch (new event id, same content) resumes it. A BatchStart read
+again (the tracker stopped between its database and Kafka commits) is not expanded again: its files are
+re-sent from the rows it wrote, so a manifest changed since cannot change the batch.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from sqlalchemy import Connection
 from cofi.audit.instruments import InstrumentError, default_master, master_of
 from cofi.audit.rules import RulesError, load_rules
 from cofi.audit.trades import TradeFileError, map_trades
-from cofi.errors import BatchRejected, ManifestError, PathRefused, UnknownStageError
-from cofi.pipeline import events
+from cofi.errors import BatchRejected, EventTooLarge, ManifestError, PathRefused, UnknownStageError
+from cofi.pipeline import batchcheck, events
 from cofi.pipeline.codec import Codec
 from cofi.pipeline.manifest import read_manifest
 from cofi.pipeline.paths import AudioRoots, confine_batch
@@ -45,6 +47,11 @@ def content_hash(files: list[tuple[str, dict[str, str]]], plan: list[str], start
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
+def _fitting(callback: str | None) -> str | None:
+    """The callback of a rejected batch, if its column can hold it (a refusal must never fail to be written)."""
+    return callback if callback is None or len(callback) <= batchcheck.MAX_CALLBACK_CHARS else None
+
+
 class Intake:
     def __init__(self, settings: Settings, codec: Codec, topics: Topics, group: str) -> None:
         self.settings = settings
@@ -58,6 +65,10 @@ class Intake:
         seen = existing.config.get("events", {}).get(start["eventId"]) if existing else None
         if seen is not None and seen != self.group:
             return []  # history replayed by another consumer group: already applied
+        if seen is not None and existing is not None:  # read again after a crash: pinned to what was taken in
+            touched.add(batch_id)
+            return [] if existing.status == "Rejected" else resume_files(conn, self.codec, self.topics, existing,
+                                                                         bump=False)
         try:
             files, plan = self._expand(start)
         except BatchRejected as exc:
@@ -84,8 +95,12 @@ class Intake:
         except InstrumentError as exc:
             self._reject(conn, start, None, f"instruments: {exc}")
             return []
+        except EventTooLarge as exc:
+            self._reject(conn, start, None, str(exc))
+            return []
 
     def _expand(self, start: dict[str, Any]) -> tuple[list[tuple[str, dict[str, str]]], list[str]]:
+        batchcheck.check_batch_id(start["batchId"])
         try:
             policy = checked_policy(start.get("redact"))
             plan = stage_plan(start.get("skip") or [], enable=enabled_stages(policy))
@@ -112,9 +127,10 @@ class Intake:
         if len(set(names)) != len(names):
             dup = sorted({n for n in names if names.count(n) > 1})[:5] if len(names) < 5000 else ["(several)"]
             raise BatchRejected(f"duplicate files in the batch: {', '.join(dup)}")
-        too_long = [n for n in names if len(n) > 512]
-        if too_long:
-            raise BatchRejected(f"file path longer than 512 characters: {too_long[0][:80]}...")
+        batchcheck.check_files(files)
+        batchcheck.check_callback(start.get("callback"))
+        trades = start.get("trades") or []
+        batchcheck.check_trades(trades, lambda i: f"trade {i + 1} ({trades[i].get('tradeId')})")
         return files, plan
 
     def _reject(self, conn: Connection, start: dict[str, Any], existing: store.BatchRow | None, reason: str) -> None:
@@ -123,11 +139,9 @@ class Intake:
         if existing is None or existing.status == "Rejected":
             store.insert_batch(conn, store.BatchRow(
                 id=batch_id, status="Rejected", stage_status={s: "Pending" for s in STAGES}, stages=[],
-                totalFiles=0, contentHash=None, callback=start.get("callback"),
+                totalFiles=0, contentHash=None, callback=_fitting(start.get("callback")),
                 config={"events": {start["eventId"]: self.group}}), reason=reason)
-        else:
-            store.save_batch_config(conn, batch_id, existing.config,
-                                    reason=f"a later submission ({start['eventId']}) was rejected: {reason}")
+        # An existing batch is left as it is: the refusal is this submission's (its event id), not the batch's.
         store.insert_exec_logs(conn, [LogRow(batch_id, None, "batch_rejected", f"{batch_id}:rejected:{start['eventId']}",
                                              details=json.dumps({"reason": reason}))])
 
@@ -163,7 +177,7 @@ class Intake:
                 "instruments": master.records(t["symbol"] for t in mapping.by_file.get(call["fileId"], [])),
                 "redactPolicy": checked_policy(start.get("redact")),
             }
-            em = emission(self.codec, self.topics, event, first, 0)
+            em = emission(self.codec, self.topics, event, first, 0, max_bytes=self.settings.max_event_bytes)
             out.append(em)
             row = new_row(batch_id, call["fileId"], call["file"], first, call["metadata"])
             row.lastEvent = em.value

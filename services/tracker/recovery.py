@@ -19,7 +19,7 @@ from cofi.pipeline.topics import Topics
 from cofi.pipeline.transactions import Outgoing
 from services.tracker import store
 from services.tracker.emit import emission
-from services.tracker.filestate import on_reaudit, on_resume
+from services.tracker.filestate import on_reaudit, on_resume, processing_log
 from services.tracker.progress import LogRow
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ CONTROL_LOG_TYPES = {"resume": "batch_resumed", "reaudit": "batch_reaudit", "can
 
 
 def resume_files(conn: Connection, codec: Codec, topics: Topics, batch: store.BatchRow, *,
-                 bump: bool = True) -> list[Outgoing]:
+                 bump: bool = True, max_bytes: int | None = None) -> list[Outgoing]:
     out: list[Outgoing] = []
     changed: list[store.FileRow] = []
     for row in store.unfinished_files(conn, batch.id):
@@ -42,7 +42,7 @@ def resume_files(conn: Connection, codec: Codec, topics: Topics, batch: store.Ba
             except DecodeError as exc:
                 log.error("tracker: stored event of %s unreadable (%s); cannot resume it", row.file, exc)
                 continue
-            em = emission(codec, topics, event, target, resumed.generation)
+            em = emission(codec, topics, event, target, resumed.generation, max_bytes=max_bytes)
             out.append(em)
             resumed.lastEvent = em.value
         changed.append(resumed)
@@ -92,7 +92,8 @@ class Recovery:
                 conn.execute(text("UPDATE fileDistribution SET status = 'Pending' WHERE batchId = :b "
                                   "AND status = 'Cancelled'"), {"b": batch_id})
             store.insert_exec_logs(conn, [log_row])
-            return resume_files(conn, self.codec, self.topics, batch, bump=seen is None)
+            return resume_files(conn, self.codec, self.topics, batch, bump=seen is None,
+                                max_bytes=self.settings.max_event_bytes)
         return self._reaudit(conn, batch, control, log_row, progress_cache, replay=seen is not None)
 
     def _reaudit(self, conn: Connection, batch: store.BatchRow, control: dict[str, Any], log_row: LogRow,
@@ -119,18 +120,28 @@ class Recovery:
         out: list[Outgoing] = []
         rows = []
         before = batch.stages[:batch.stages.index(start)]
+        unreadable = []
         for row in store.files_with_transcript(conn, batch.id):
             if row.lastEvent is None or not all(row.flags.get(s) for s in before):
                 continue  # e.g. redact not done: its audit would read (and quote) the unredacted transcript
-            event = self.codec.decode_as("FileEvent", row.lastEvent)
+            try:
+                event = self.codec.decode_as("FileEvent", row.lastEvent)
+            except DecodeError as exc:  # one damaged row must not stop the reaudit of the others
+                log.error("tracker: stored event of %s unreadable (%s); cannot reaudit it", row.file, exc)
+                unreadable.append(processing_log(f"trk-reaudit-{row.fileId}-r{batch.config['round']}", batch.id,
+                                                 row.file, start, "failed", f"not re-audited: its stored event is "
+                                                 f"unreadable ({exc})", 0, None))
+                continue
             event["rules"] = batch.config.get("rules")
             event["questionnaire"] = batch.config.get("questionnaire")
             row, target = on_reaudit(row, reset, bump=not replay)
-            em = emission(self.codec, self.topics, event, target, row.generation)
+            em = emission(self.codec, self.topics, event, target, row.generation,
+                          max_bytes=self.settings.max_event_bytes)
             out.append(em)
             row.lastEvent = em.value
             rows.append(row)
         store.save_files(conn, rows)
+        store.insert_processing_logs(conn, unreadable)
         store.clear_audit(conn, batch.id, [r.fileId for r in rows],
                           [c for s in reset for c in stage(s).result.AUDIT_COLUMNS])
         fields: dict[str, Any] = {store.STATUS_COL[s]: "Pending" for s in reset}

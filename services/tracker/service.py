@@ -5,22 +5,24 @@ Consumes every topic. Per poll: decode, apply every event in ONE database transa
 resume, reaudit) and the consumed offsets. A crash between the two replays the poll; the
 database ignores what it already has and the emission happens once, because an uncommitted
 Kafka transaction is invisible. What one event does to its file is `filestate`'s pure rules.
+
+Each message is applied in isolation: when a poll fails for anything but an unusable database, it is
+applied again message by message (a savepoint each), and a message that still fails is set aside
+(`unapplied`: dead-letter topic, reason on its batch or file). Only an unusable database (down,
+read-only, not migrated) rewinds the whole poll and retries; /healthz says so meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, Message
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from cofi.db import engine_for
-from cofi.errors import DecodeError
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.kafka import instance_name
 from cofi.pipeline.service import ServiceLoop, first_offsets
@@ -29,21 +31,17 @@ from cofi.pipeline.topics import Topics
 from cofi.pipeline.transactions import Outgoing, offsets_after
 from cofi.settings import Settings
 from services.tracker import store
-from services.tracker.filestate import LogRules, on_file_event, on_file_failed, orphan_failure
+from services.tracker.dberrors import database_unusable
+from services.tracker.filestate import LogRules, charged_stage, on_file_event, on_file_failed, orphan_failure
+from services.tracker.inbox import Decoded, decode
 from services.tracker.intake import Intake
 from services.tracker.progress import BatchView, LogRow, evaluate
 from services.tracker.recovery import Recovery
+from services.tracker.sweeper import Sweeper
+from services.tracker.unapplied import Unapplied, dead_letter
 from services.tracker.webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Decoded:
-    msg: Message
-    kind: str  # start | control | file | failed
-    record: dict[str, Any] | None
-    stage: str | None = None  # the stage topic the FileEvent arrived on
 
 
 class TrackerMetrics:
@@ -53,6 +51,8 @@ class TrackerMetrics:
         self.write_seconds = Histogram("cofi_tracker_write_seconds", "DB transaction time per poll",
                                        registry=self.registry)
         self.db_errors = Counter("cofi_tracker_db_errors", "DB errors (poll retried)", registry=self.registry)
+        self.dead_letters = Counter("cofi_tracker_dead_letters", "Messages set aside (not applicable), by kind",
+                                    ["kind"], registry=self.registry)
         self.batches_open = Gauge("cofi_tracker_open_batches", "Batches not finished", registry=self.registry)
 
 
@@ -74,15 +74,26 @@ class Tracker(ServiceLoop):
         self.last_message_at = time.monotonic()
         self.intake = Intake(settings, self.codec, self.topics, self.group)
         self.recovery = Recovery(settings, self.codec, self.topics, self.group)
+        self.unapplied = Unapplied(self.group)
+        self.sweeper = Sweeper(settings, self.db)
         self.webhooks = WebhookSender(self.db, settings)
+        self.db_down: tuple[float, str] | None = None  # since when (monotonic) and why the database is unusable
 
     # ---- the service loop's hooks ---------------------------------------------------------------
 
     def subscribe(self, consumer: Consumer) -> None:
-        consumer.subscribe(self.topics.all(), on_revoke=lambda c, p: self.progress_cache.clear())
+        consumer.subscribe(self.topics.tracked(), on_revoke=lambda c, p: self.progress_cache.clear())
 
     def health_detail(self) -> tuple[bool, dict[str, Any]]:
-        return True, {"service": "tracker", "group": self.group}
+        """Unhealthy while the database is unusable (every poll is retried) or every broker is unreachable."""
+        detail: dict[str, Any] = {"service": "tracker", "group": self.group, "database": "ok", "kafka": "ok",
+                                  "consumed": self.consumed_total,
+                                  "lastMessageAgoS": round(time.monotonic() - self.last_message_at, 1)}
+        if self.db_down is not None:
+            detail["database"] = f"unusable for {time.monotonic() - self.db_down[0]:.0f}s: {self.db_down[1]}"
+        if self.sender.outage.is_set():
+            detail["kafka"] = "every broker unreachable"
+        return self.db_down is None and not self.sender.outage.is_set(), detail
 
     def on_start(self) -> None:
         self.webhooks.start()
@@ -90,6 +101,7 @@ class Tracker(ServiceLoop):
 
     def step(self) -> None:
         self.poll_once()
+        self.sweeper.maybe_sweep(self._sweep)
 
     def before_close(self) -> None:
         self.webhooks.stop()
@@ -106,36 +118,77 @@ class Tracker(ServiceLoop):
             return 0
         self.consumed_total += len(msgs)
         self.last_message_at = time.monotonic()
-        decoded = [self._decode(m) for m in msgs]
+        decoded = [decode(self.codec, self.topics, m) for m in msgs]
         try:
             started = time.monotonic()
-            with self.db.begin() as conn:
-                emissions = self.apply(conn, decoded)
+            emissions = self._apply_poll(decoded)
             self.metrics.write_seconds.observe(time.monotonic() - started)
-        except (OperationalError, DBAPIError) as exc:
-            # The DB is down or lost the connection: nothing was committed; re-read the poll.
+        except Exception as exc:
+            if not database_unusable(exc):
+                raise
+            # Down, read-only, not migrated, connection lost: nothing was committed; re-read the poll.
+            why = _first_line(exc)
+            self.db_down = self.db_down or (time.monotonic(), why)
             self.metrics.db_errors.inc()
-            log.error("tracker: database error, retrying the poll in 2s: %s", str(exc).splitlines()[0])
+            log.error("tracker: database error, retrying the poll in 2s: %s", why)
             self.progress_cache.clear()  # it may count progress rows of the rolled-back transaction
             self.seek(first_offsets(msgs))
             self.stopping.wait(2)
             return 0
+        self.db_down = None
         self._commit_kafka(msgs, emissions)
         self.webhooks.wake()
         return len(msgs)
 
-    def _decode(self, m: Message) -> Decoded:
-        topic = m.topic()
-        kinds = {self.topics.batch_start: ("start", "BatchStart"), self.topics.batch_control: ("control", "BatchControl"),
-                 self.topics.failed: ("failed", "FileFailed")}
-        kind, name = kinds.get(topic, ("file", "FileEvent"))
+    def _apply_poll(self, decoded: list[Decoded]) -> list[Outgoing]:
+        """The poll in one transaction; if anything but an unusable database fails it, again in halves (a
+        savepoint each, split until the failing messages stand alone), setting aside those that fail alone.
+        One bad message among n costs about 2 log2(n) partial applies, not n single ones."""
         try:
-            record = self.codec.decode_as(name, m.value())
-        except DecodeError as exc:
-            # A stage worker turns its own undecodable input into a FileFailed; here we only note it.
-            log.warning("tracker: undecodable %s at %s[%d]@%d: %s", name, topic, m.partition(), m.offset(), exc)
-            record = None
-        return Decoded(m, kind, record, self.topics.stage_of(topic))
+            with self.db.begin() as conn:
+                out = self.apply(conn, [d for d in decoded if d.error is None])
+                return out + [self._set_aside(conn, d, d.error) for d in decoded if d.error is not None]
+        except Exception as exc:
+            if database_unusable(exc):
+                raise
+            log.warning("tracker: a message of this poll cannot be applied (%s: %s); isolating it",
+                        type(exc).__name__, _first_line(exc))
+        self.progress_cache.clear()
+        with self.db.begin() as conn:
+            out = [self._set_aside(conn, d, d.error) for d in decoded if d.error is not None]
+            return out + self._apply_isolating(conn, [d for d in decoded if d.error is None])
+
+    def _apply_isolating(self, conn: Connection, items: list[Decoded]) -> list[Outgoing]:
+        if not items:
+            return []
+        try:
+            with conn.begin_nested():
+                return self.apply(conn, items)
+        except Exception as exc:
+            if database_unusable(exc):
+                raise
+            self.progress_cache.clear()  # it may count progress rows of the rolled-back savepoint
+            if len(items) == 1:
+                return [self._set_aside(conn, items[0], f"{type(exc).__name__}: {_first_line(exc)}")]
+        half = len(items) // 2
+        return self._apply_isolating(conn, items[:half]) + self._apply_isolating(conn, items[half:])
+
+    def _set_aside(self, conn: Connection, d: Decoded, reason: str) -> Outgoing:
+        """Record why `d` was not applied (its batch or file gets the reason); its dead letter."""
+        self.metrics.dead_letters.labels(d.kind).inc()
+        try:
+            with conn.begin_nested():
+                touched = self.unapplied.record(conn, d, reason)
+                self._update_batches(conn, touched, {})
+        except Exception as exc:
+            if database_unusable(exc):
+                raise
+            self.progress_cache.clear()
+            log.exception("tracker: cannot write why %s at %s was not applied", d.kind, d.where)
+        return dead_letter(self.topics, d, reason, self.settings.max_event_bytes)
+
+    def _sweep(self, conn: Connection, touched: set[int]) -> None:
+        self._update_batches(conn, touched, {})
 
     def _commit_kafka(self, msgs: list[Message], emissions: list[Outgoing]) -> None:
         """The poll's emissions and offsets in one Kafka transaction, after the DB commit.
@@ -162,9 +215,19 @@ class Tracker(ServiceLoop):
                 emissions += self.recovery.handle(conn, d.record, touched, self.progress_cache)
         files = [d for d in decoded if d.record is not None and d.kind in ("file", "failed")]
         if files:
-            self._apply_files(conn, files, touched, entered)
+            self._apply_files(conn, self._find_batches(conn, files), touched, entered)
         self._update_batches(conn, touched, entered)
         return emissions
+
+    def _find_batches(self, conn: Connection, items: list[Decoded]) -> list[Decoded]:
+        """A FileFailed whose event did not decode names its file by the key only: find its batch."""
+        lost = {d.record["fileId"] for d in items if d.kind == "failed" and d.record["batchId"] < 0
+                and d.record.get("fileId")}
+        found = store.batches_of_files(conn, lost) if lost else {}
+        for d in items:
+            if d.kind == "failed" and d.record["batchId"] < 0 and d.record.get("fileId") in found:
+                d.record, d.by_key = {**d.record, "batchId": found[d.record["fileId"]]}, True
+        return items
 
     def _apply_files(self, conn: Connection, items: list[Decoded], touched: set[int],
                      entered: dict[int, set[str]]) -> None:
@@ -184,10 +247,14 @@ class Tracker(ServiceLoop):
             if batch is None or row is None:
                 log.warning("tracker: event for unknown file %s of batch %s ignored", r.get("file"), r["batchId"])
                 continue
-            if r.get("generation", 0) < row.generation or batch.status == "Cancelled":
+            if (r.get("generation", 0) < row.generation and not d.by_key) or batch.status == "Cancelled":
                 continue  # superseded by a resume/reaudit, or cancelled
             touched.add(row.batchId)
             if d.kind == "failed":
+                if d.by_key and row.status in ("Completed", "Cancelled"):
+                    continue  # an unreadable duplicate of a finished file: nothing left to fail
+                if d.by_key:
+                    r = {**r, "stage": charged_stage(row, r["stage"])}
                 rows[key], writes = on_file_failed(row, r)
             else:
                 rows[key], writes = on_file_event(row, r, d.msg.value(), d.stage or DONE, self.log_rules)
@@ -232,3 +299,7 @@ class Tracker(ServiceLoop):
                 open_count += 1
         self.metrics.batches_open.set(open_count)
 
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else ""

@@ -211,3 +211,15 @@ def insert_webhook(conn: Connection, batch_id: int, kind: str, url: str, payload
 def cancel_files(conn: Connection, batch_id: int) -> None:
     conn.execute(text("UPDATE fileDistribution SET status = 'Cancelled' WHERE batchId = :b "
                       "AND status NOT IN ('Completed', 'Failed')"), {"b": batch_id})
+
+
+def batches_of_files(conn: Connection, file_ids: Iterable[str]) -> dict[str, int]:
+    """fileId -> batchId, for ids that name one file (an event that did not decode is known by its key only)."""
+    ids = sorted(set(file_ids))
+    found: dict[str, list[int]] = {}
+    stmt = text("SELECT fileId, batchId FROM fileDistribution WHERE fileId IN :ids").bindparams(
+        bindparam("ids", expanding=True))
+    for i in range(0, len(ids), 1000):
+        for file_id, batch_id in conn.execute(stmt, {"ids": ids[i:i + 1000]}):
+            found.setdefault(file_id, []).append(batch_id)
+    return {f: b[0] for f, b in found.items() if len(b) == 1}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from cofi.audio.io import load_audio, write_wav
+from cofi.audio.io import StreamResampler, load_audio, resample, write_wav
 from cofi.errors import PermanentError
 
 
@@ -83,3 +83,47 @@ def test_random_bytes_with_mp3_name_is_permanent(tmp_path: Path) -> None:
     p.write_bytes(np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     with pytest.raises(PermanentError, match="junk.mp3"):
         load_audio(p)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("rate_192k", "sample rate 192000 Hz, over MAX_SAMPLE_RATE=96000"),
+    ("bytes", "bytes, over MAX_AUDIO_BYTES=10,000"),
+    ("six_channels_wav", "6 channels; only mono or stereo"),
+    ("six_channels_ogg", "6 channels; only mono or stereo"),
+    ("nan", "NaN or infinite samples"),
+])
+def test_sizes_are_checked_before_decoding(tmp_path: Path, case: str, message: str) -> None:
+    """A 192 kHz, multi-channel or oversized file fails from its header or size, with the reason, before the
+    stage decodes it (a multi-GB decode used to OOM-kill the stage on every retry)."""
+    p = tmp_path / f"{case}.{'ogg' if case.endswith('ogg') else 'wav'}"
+    if case == "rate_192k":
+        sf.write(p, np.zeros((1920, 1), dtype=np.int16), 192_000, subtype="PCM_16")
+    elif case == "bytes":
+        sf.write(p, _tone(16000, 1.0), 16000)
+    elif case.startswith("six_channels"):
+        sf.write(p, np.zeros((16000, 6), dtype=np.float32), 16000)
+    elif case == "nan":
+        data = _tone(16000, 40.0).astype(np.float32)
+        data[16000 * 35, 0] = np.nan  # in the second block
+        sf.write(p, data, 16000, subtype="FLOAT")
+    with pytest.raises(PermanentError) as err:
+        load_audio(p, max_bytes=10_000 if case == "bytes" else 2 * 1024**3)
+    assert str(p) in str(err.value) and message in str(err.value)
+
+
+@pytest.mark.parametrize("sr,block", [(8000, 333), (44100, 44100 * 3 + 7), (48000, 100_000), (22050, 1)])
+def test_block_resampling_equals_whole_file_resampling(sr: int, block: int) -> None:
+    """Decoding a block at a time (no whole-file float64 copy) gives the samples one pass would."""
+    x = np.random.default_rng(sr).standard_normal((sr * 3 + 11 if block > 1 else 4000, 2)).astype(np.float32)
+    stream = StreamResampler(sr)
+    for i in range(0, len(x), block):
+        stream.feed(x[i:i + block])
+    assert np.array_equal(stream.result(2), resample(x, sr))
+
+
+def test_long_file_decodes_block_by_block_to_the_same_samples(tmp_path: Path) -> None:
+    p = tmp_path / "long.wav"
+    data = _tone(44100, 75.0)  # three 30 s blocks
+    sf.write(p, data, 44100, subtype="FLOAT")
+    a = load_audio(p)
+    assert np.array_equal(a.samples, resample(data.astype(np.float32), 44100))

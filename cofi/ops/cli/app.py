@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cofi.errors import EXIT_INTERRUPTED, EXIT_UNREACHABLE, CliError, KafkaUnavailable
+from cofi.pipeline.batchcheck import shown
 from cofi.settings import Settings, get_settings
 
 app = typer.Typer(help="cofi: audit recorded calls in batches (Kafka pipeline).", no_args_is_help=True,
@@ -45,7 +46,7 @@ def handles_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CliError as exc:
-            err_console().print(f"[bold red]error:[/] {escape(str(exc))}")
+            err_console().print(f"[bold red]error:[/] {escape(shown(str(exc)))}")  # a path may hold raw bytes
             raise typer.Exit(exc.code) from None
         except KafkaUnavailable as exc:
             err_console().print(f"[bold red]error:[/] {escape(str(exc))}")

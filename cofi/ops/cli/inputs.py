@@ -9,16 +9,19 @@ from urllib.parse import urlparse
 
 from cofi.audit.questionnaire import QuestionnaireError, default_questionnaire, load_questionnaire
 from cofi.audit.rules import RulesError, load_rules
-from cofi.errors import CliError, UnknownStageError
+from cofi.errors import BatchRejected, CliError, UnknownStageError
+from cofi.pipeline import batchcheck
 from cofi.pipeline.stages import STAGES
 from cofi.pipeline.topics import stage_plan
 
-MAX_BIGINT = 2**63 - 1
+MAX_BIGINT = batchcheck.MAX_BIGINT
 
 
 def check_batch_id(batch_id: int, what: str = "batch id") -> None:
-    if not 0 < batch_id <= MAX_BIGINT:
-        raise CliError(f"{what} {batch_id} must be a positive 64-bit integer")
+    try:
+        batchcheck.check_batch_id(batch_id, what)
+    except BatchRejected as exc:
+        raise CliError(str(exc)) from None
 
 
 def parse_skip(skip: list[str] | None) -> list[str]:
@@ -56,6 +59,10 @@ def check_callback(url: str | None) -> None:
     parts = urlparse(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CliError(f"--callback {url!r} is not an http(s) URL")
+    try:
+        batchcheck.check_callback(url)
+    except BatchRejected as exc:
+        raise CliError(f"--callback: {exc}") from None
 
 
 def submitted_by() -> str:

@@ -4,18 +4,19 @@ its per-file results. An unreachable or unmigrated database is one clear CliErro
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from cofi import db
-from cofi.errors import EXIT_UNREACHABLE, CliError
+from cofi.errors import EXIT_INVALID, EXIT_UNREACHABLE, CliError
 from cofi.pipeline.stages import REGISTRY
 from cofi.settings import Settings
 
@@ -124,6 +125,33 @@ def row_stamp(settings: Settings, batch_id: int) -> datetime | None:
     bs = db.batch_status
     with reading(settings) as conn:
         return conn.execute(select(bs.c.updatedAt).where(bs.c.id == batch_id)).scalar()
+
+
+def submission_verdict(conn: Connection, batch_id: int, event_id: str) -> tuple[bool, str] | None:
+    """What the tracker made of one BatchStart: (True, "") taken in, (False, reason) refused, None not yet."""
+    refused = conn.execute(text("SELECT details FROM batchExecutionLog WHERE dedupKey = :k"),
+                           {"k": f"{batch_id}:rejected:{event_id}"}).scalar()
+    if refused is not None:
+        details = decode_json(refused)
+        return False, str(details.get("reason", refused) if isinstance(details, dict) else refused)
+    config = decode_json(conn.execute(text("SELECT config FROM batchStatus WHERE id = :b"), {"b": batch_id}).scalar())
+    events = config.get("events") if isinstance(config, dict) else None
+    return (True, "") if isinstance(events, dict) and event_id in events else None
+
+
+def await_verdict(settings: Settings, batch_id: int, event_id: str, timeout_s: float = 30.0) -> None:
+    """Wait (a while) for the tracker to take in or refuse this submission; CliError(2) with its reason
+    when refused, so a submitter whose batch id was taken hears it instead of watching another batch."""
+    deadline = time.monotonic() + timeout_s
+    with database(settings) as handle:
+        while time.monotonic() < deadline:
+            with handle.connect() as conn:
+                verdict = submission_verdict(conn, batch_id, event_id)
+            if verdict is not None:
+                if not verdict[0]:
+                    raise CliError(f"batch {batch_id}: the tracker refused this submission: {verdict[1]}", EXIT_INVALID)
+                return
+            time.sleep(0.5)
 
 
 # ---- per-file results ------------------------------------------------------------------------------

@@ -52,15 +52,16 @@ def render_batch(view: BatchView) -> Group:
     return Group(*parts)
 
 
-def cell(value: Any) -> str:
+def cell(value: Any) -> Text:
+    """A database value as plain text: a file named `[/x] call.wav` is shown as it is, never read as markup."""
     if value is None:
-        return "NULL"
+        return Text("NULL")
     if isinstance(value, datetime):
-        return f"{value:%Y-%m-%d %H:%M:%S}"
+        return Text(f"{value:%Y-%m-%d %H:%M:%S}")
     if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
+        return Text(f"<{len(value)} bytes>")
     text = str(value)
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+    return Text(text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…")
 
 
 def result_table(result: monitoring.QueryResult) -> Table | Group:

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import select
 
 from cofi import db
@@ -39,7 +41,7 @@ def failures(ctx: typer.Context, batch: Annotated[int, typer.Argument(help="batc
     for name in ("file", "stage", "error", "at"):
         table.add_column(name, overflow="fold")
     for file, stage, error, at in rows:
-        table.add_row(file, stage, (error or "")[:500], f"{at:%Y-%m-%d %H:%M:%S}" if at else "")
+        table.add_row(Text(file), Text(stage), Text((error or "")[:500]), f"{at:%Y-%m-%d %H:%M:%S}" if at else "")
     console.print(table)
     console.print(result_table(counts))
 
@@ -71,4 +73,4 @@ def results(ctx: typer.Context, batch: Annotated[int, typer.Argument(help="batch
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
-        err_console().print(f"wrote {len(rows)} file result(s) to {output}")
+        err_console().print(f"wrote {len(rows)} file result(s) to {escape(str(output))}")

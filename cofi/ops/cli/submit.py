@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,12 +13,13 @@ from rich.markup import escape
 
 from cofi.audit.instruments import InstrumentError, load_master
 from cofi.audit.trades import TradeFileError, load_trades
-from cofi.errors import CliError, ManifestError
+from cofi.errors import BatchRejected, CliError, ManifestError
 from cofi.ops.cli.app import handles_errors, make_console, settings_of
-from cofi.ops.cli.inputs import check_batch_id, check_callback, load_batch_texts, parse_skip, submitted_by
-from cofi.ops.cli.readmodel import row_stamp
+from cofi.ops.cli.inputs import MAX_BIGINT, check_batch_id, check_callback, load_batch_texts, parse_skip, submitted_by
+from cofi.ops.cli.readmodel import await_verdict, row_stamp
 from cofi.ops.cli.sender import send_event
 from cofi.ops.cli.watch import exit_for, watch_batch
+from cofi.pipeline.batchcheck import check_trades, zone
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.events import new_event_id, now
 from cofi.pipeline.manifest import is_audio, missing_files, read_manifest
@@ -47,16 +48,27 @@ class Submission:
 
 
 def new_batch_id() -> int:
-    """YYYYMMDDHHMMSSmmm (local time): sortable, readable, fits a BIGINT."""
-    t = datetime.now()
-    return int(t.strftime("%Y%m%d%H%M%S")) * 1000 + t.microsecond // 1000
+    """A random positive BIGINT (63 random bits, like a UUID's): two submitters never pick the same id,
+    whereas ids from the clock collided when two batches were sent in the same millisecond."""
+    return secrets.randbelow(MAX_BIGINT) + 1
+
+
+def load_checked_trades(path: Path, tz: str | None) -> list[dict[str, Any]]:
+    """The trade file's rows, with finite numbers and time zones (naive times get `tz`); CliError otherwise."""
+    try:
+        rows = load_trades(path)
+        numbered = (lambda i: f"{path} item {i}") if path.suffix.lower() == ".json" else (lambda i: f"{path} line {i + 2}")
+        check_trades(rows, numbered, zone(tz) if tz else None)
+    except (TradeFileError, BatchRejected, OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"--trades {path}: {exc}") from None
+    return rows
 
 
 def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int | None = None,
                      rules: Path | None = None, questionnaire: Path | None = None, trades: Path | None = None,
                      instruments: Path | None = None, callback: str | None = None, inline: bool | None = None,
                      roots: AudioRoots | None = None, redact: list[str] | None = None,
-                     redact_audio: str = "tone") -> Submission:
+                     redact_audio: str = "tone", trades_tz: str | None = None) -> Submission:
     """Validate everything locally and build the BatchStart; CliError(2) on any problem (a path outside
     `roots`, AUDIO_ROOTS, included: the tracker would refuse it the same way)."""
     skipped = parse_skip(skip)
@@ -76,12 +88,7 @@ def build_submission(path: Path, *, skip: list[str] | None = None, batch_id: int
     except ManifestError as exc:
         raise CliError(str(exc)) from None
     r_json, q_json = load_batch_texts(rules, questionnaire)
-    trade_rows: list[dict[str, Any]] = []
-    if trades is not None:
-        try:
-            trade_rows = load_trades(trades)
-        except (TradeFileError, OSError, UnicodeDecodeError) as exc:
-            raise CliError(f"--trades {trades}: {exc}") from None
+    trade_rows = load_checked_trades(trades, trades_tz) if trades is not None else []
     master: list[dict[str, Any]] = []
     if instruments is not None:
         try:  # only the entries of traded symbols travel: the others are never looked up
@@ -140,12 +147,13 @@ def submit_batch(settings: Settings, path: Path, console: Console | None = None,
 def submit(ctx: typer.Context,
            path: Annotated[Path, typer.Argument(help="a directory of audio, a CSV/JSON manifest, or one audio file")],
            skip: Annotated[list[str] | None, typer.Option("--skip", help=f"optional stages to leave out: {SKIPPABLE}")] = None,
-           batch_id: Annotated[int | None, typer.Option("--batch-id", help="BIGINT id (default: from the clock)")] = None,
+           batch_id: Annotated[int | None, typer.Option("--batch-id", help="BIGINT id (default: random); an existing id resumes that batch")] = None,
            rules: Annotated[Path | None, typer.Option("--rules", help="custom rules (YAML/JSON)")] = None,
            questionnaire: Annotated[Path | None, typer.Option("--questionnaire", help="audit questionnaire (YAML/JSON)")] = None,
            trades: Annotated[Path | None, typer.Option("--trades", help="trades to map to the calls (CSV/JSON)")] = None,
            instruments: Annotated[Path | None, typer.Option(
                "--instruments", help="instrument master: symbol,name,aliases (CSV/JSON), how tickers are spoken")] = None,
+           trades_tz: Annotated[str | None, typer.Option("--trades-tz", help="time zone of trade times written without one (e.g. Europe/Paris); without it they are refused")] = None,
            callback: Annotated[str | None, typer.Option("--callback", help="webhook URL told when the batch ends")] = None,
            inline: Annotated[bool | None, typer.Option("--inline/--manifest",
                                               help="send the file list in the event / let the tracker read the manifest")] = None,
@@ -158,8 +166,9 @@ def submit(ctx: typer.Context,
     settings = settings_of(ctx)
     sub = build_submission(path, skip=skip, batch_id=batch_id, rules=rules, questionnaire=questionnaire,
                            trades=trades, instruments=instruments, callback=callback, inline=inline,
-                           roots=AudioRoots.of(settings), redact=redact, redact_audio=redact_audio)
+                           roots=AudioRoots.of(settings), redact=redact, redact_audio=redact_audio, trades_tz=trades_tz)
     stamp = row_stamp(settings, sub.batch_id) if watch else None  # a re-submitted batch id resumes that batch
     send_submission(settings, sub, make_console())
     if watch:
+        await_verdict(settings, sub.batch_id, sub.record["eventId"])  # CliError when the tracker refused it
         raise typer.Exit(exit_for(watch_batch(settings, sub.batch_id, watch=True, stale_stamp=stamp)))
