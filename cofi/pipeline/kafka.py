@@ -34,6 +34,7 @@ def producer_config(settings: Settings, transactional_id: str | None = None, **e
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "enable.idempotence": True,
+        "acks": "all",  # with min.insync.replicas=2 on a cluster: a write survives the loss of its leader
         "compression.type": "lz4",
         "linger.ms": 5,
         "message.max.bytes": 16 * 1024 * 1024,
