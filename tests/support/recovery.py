@@ -62,8 +62,8 @@ class PrivateServer:
     def ports_env(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def _run(self, command: str, timeout: float = 180) -> str:
-        res = subprocess.run(["bash", str(REPO / "scripts" / self.script), command], env=self.env, cwd=REPO,
+    def _run(self, command: str, *args: str, timeout: float = 180) -> str:
+        res = subprocess.run(["bash", str(REPO / "scripts" / self.script), command, *args], env=self.env, cwd=REPO,
                              capture_output=True, text=True, timeout=timeout)
         if res.returncode != 0:
             raise RuntimeError(f"{self.script} {command} failed ({res.returncode}): {res.stdout[-2000:]}"
@@ -80,13 +80,17 @@ class PrivateServer:
         """SIGKILL the server (a crash, not a shutdown)."""
         pid = int((self.dir / "run" / self.pid_name).read_text().strip())
         os.kill(pid, 9)
-        wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 30, f"{self.script} pid {pid} gone")
+        wait_for(lambda: pid_gone(pid), 30, f"{self.script} pid {pid} gone")
 
     def remove(self) -> None:
         try:
             self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pid_gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:
