@@ -160,6 +160,16 @@ webhook_outbox = Table(
     _ts("createdAt"),
     _ts("sentAt", nullable=True, default=False),
     UniqueConstraint("batchId", "kind", name="uq_webhook_batch_kind"),
+    Index("idx_webhook_status", "status", "id"),
+)
+
+# The tracker's running counts per batch (name: total, completed, failed, cancelled, done:<stage>,
+# failed:<stage>), so progress needs no scan of fileDistribution (0003_scale_batch_counts).
+batch_file_counts = Table(
+    "batchFileCounts", metadata,
+    Column("batchId", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(40), primary_key=True),
+    Column("n", BigInteger, nullable=False, server_default=text("0")),
 )
 
 

@@ -219,7 +219,7 @@ class Tracker(ServiceLoop):
             view = BatchView(batch_id=b.id, plan=b.stages, status=b.status, stage_status=b.stage_status,
                              round=round_, progress_logged=self.progress_cache[cache_key],
                              entered=entered.get(b.id, set()))
-            upd = evaluate(view, store.aggregates(conn, b.id), interval)
+            upd = evaluate(view, store.batch_counts(conn, b.id), interval)
             store.insert_exec_logs(conn, upd.logs)
             store.update_batch(conn, b.id, status=upd.status, stage_status=upd.stage_status,
                                completed=upd.completed_files, failed=upd.failed_files, finished=upd.finished)

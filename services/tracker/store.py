@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, text
 
 from cofi.db import DONE_COLUMNS
 from cofi.pipeline.stages import REGISTRY, STAGES
-from services.tracker.filestate import FileRow
+from services.tracker.filestate import FileRow, counts_delta, counts_of
 from services.tracker.progress import Aggregates, LogRow
 
 FLAG = {s.name: s.done_column for s in REGISTRY}
@@ -66,18 +66,28 @@ def files_with_transcript(conn: Connection, batch_id: int) -> list[FileRow]:
 
 def _file_row(r: Any) -> FileRow:
     meta = r["metadata"]
-    return FileRow(
+    row = FileRow(
         batchId=r["batchId"], fileId=r["fileId"], file=r["file"],
         flags={s: int(r[FLAG[s]] or 0) for s in STAGES}, status=r["status"], currentStage=r["currentStage"],
         failedStage=r["failedStage"], error=r["error"], generation=r["generation"], worker=r["worker"],
         lastEvent=r["lastEvent"], metadata=json.loads(meta) if isinstance(meta, str) else meta,
     )
+    row.counted = counts_of(row)
+    return row
 
 
 def save_files(conn: Connection, rows: Sequence[FileRow]) -> None:
-    """Upsert whole rows (state was computed from a fresh read by the only writer)."""
+    """Upsert whole rows (state was computed from a fresh read by the only writer), and move their
+    batches' counts by what changed, in the same transaction: a replayed event changes neither."""
     if not rows:
         return
+    deltas: dict[int, dict[str, int]] = {}
+    for r in rows:
+        per_batch = deltas.setdefault(r.batchId, {})
+        for k, d in counts_delta(r).items():
+            per_batch[k] = per_batch.get(k, 0) + d
+        r.counted = counts_of(r)
+    add_counts(conn, deltas)
     cols = ", ".join(_FILE_COLS)
     vals = ", ".join(f":{c}" for c in _FILE_COLS)
     upd = ", ".join(f"{c} = VALUES({c})" for c in _FILE_COLS if c not in ("batchId", "fileId", "file"))
@@ -182,7 +192,32 @@ def set_batch_fields(conn: Connection, batch_id: int, **fields: Any) -> None:
                      {**fields, "id": batch_id})
 
 
+def add_counts(conn: Connection, deltas: dict[int, dict[str, int]]) -> None:
+    """batchFileCounts += deltas, one statement, rows in key order (a fixed lock order)."""
+    params = [{"b": b, "k": k, "n": n} for b in sorted(deltas) for k, n in sorted(deltas[b].items()) if n]
+    if params:
+        conn.execute(text("INSERT INTO batchFileCounts (batchId, name, n) VALUES (:b, :k, :n) "
+                          "ON DUPLICATE KEY UPDATE n = n + VALUES(n)"), params)
+
+
+def batch_counts(conn: Connection, batch_id: int) -> Aggregates:
+    """The batch's aggregates from its counts: a few rows, however many files it has. A batch without
+    them (taken in before they existed) is counted once from fileDistribution."""
+    counts = {r[0]: int(r[1]) for r in conn.execute(
+        text("SELECT name, n FROM batchFileCounts WHERE batchId = :b"), {"b": batch_id})}
+    return Aggregates.from_counts(counts) if "total" in counts else recount(conn, batch_id)
+
+
+def recount(conn: Connection, batch_id: int) -> Aggregates:
+    """Count the batch's files again from fileDistribution (after statements that change many rows at once)."""
+    agg = aggregates(conn, batch_id)
+    conn.execute(text("DELETE FROM batchFileCounts WHERE batchId = :b"), {"b": batch_id})
+    add_counts(conn, {batch_id: agg.counts()})
+    return agg
+
+
 def aggregates(conn: Connection, batch_id: int) -> Aggregates:
+    """The batch's aggregates by scanning its fileDistribution rows (recount; the tracker reads batch_counts)."""
     flags = ", ".join(f"COALESCE(SUM({FLAG[s]}), 0) AS d_{s}" for s in STAGES)
     fails = ", ".join(f"COALESCE(SUM(status = 'Failed' AND failedStage = '{s}'), 0) AS f_{s}" for s in STAGES)
     r = conn.execute(text(
@@ -210,3 +245,11 @@ def insert_webhook(conn: Connection, batch_id: int, kind: str, url: str, payload
 def cancel_files(conn: Connection, batch_id: int) -> None:
     conn.execute(text("UPDATE fileDistribution SET status = 'Cancelled' WHERE batchId = :b "
                       "AND status NOT IN ('Completed', 'Failed')"), {"b": batch_id})
+    recount(conn, batch_id)
+
+
+def uncancel_files(conn: Connection, batch_id: int) -> None:
+    """A resume of a cancelled batch: its cancelled files are pending again."""
+    conn.execute(text("UPDATE fileDistribution SET status = 'Pending' WHERE batchId = :b AND status = 'Cancelled'"),
+                 {"b": batch_id})
+    recount(conn, batch_id)

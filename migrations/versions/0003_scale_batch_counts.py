@@ -1,0 +1,39 @@
+"""batchFileCounts: each batch's file counts, kept by the tracker as files move; webhookOutbox by status.
+
+The tracker used to count a batch's files (done flags, completed, failed per stage) with a query over
+all its fileDistribution rows on every poll: cost per event grew with the batch. Now each saved row
+moves its batch's counts by what changed (`name` = total, completed, failed, cancelled, done:<stage>,
+failed:<stage>: no column per stage, so a new stage needs nothing here). A batch without counts is
+counted once from fileDistribution when the tracker next needs them. The webhook sender looks for
+pending rows after every poll: an index on (status, id) keeps that from scanning every batch ever sent.
+
+Revision ID: 0003_scale_batch_counts
+Revises: 0002_denoise_done
+Create Date: 2026-02-01
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_scale_batch_counts"
+down_revision = "0002_denoise_done"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "batchFileCounts",
+        sa.Column("batchId", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(40), primary_key=True),
+        sa.Column("n", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+        mysql_engine="InnoDB", mysql_charset="utf8mb4", mysql_collate="utf8mb4_unicode_ci",
+    )
+    op.create_index("idx_webhook_status", "webhookOutbox", ["status", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("idx_webhook_status", table_name="webhookOutbox")
+    op.drop_table("batchFileCounts")
