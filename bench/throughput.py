@@ -19,12 +19,14 @@ import argparse
 import csv
 import os
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from confluent_kafka import Consumer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -36,6 +38,7 @@ from cofi.devtools.pipeline import Pipeline, free_port, produce
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.pipeline import events
 from cofi.pipeline.codec import get_codec
+from cofi.pipeline.kafka import consumer_config
 from cofi.pipeline.stages import STAGES
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
@@ -93,6 +96,25 @@ class Progress:
         return str(row[0])
 
 
+class DoneCounter(threading.Thread):
+    """Times at which each multiple of STEP files was committed on `stage.done` (what the stage workers
+    finished, before the tracker records it)."""
+
+    def __init__(self, settings: Settings, t0: float) -> None:
+        super().__init__(daemon=True)
+        self.consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}-done-counter"))
+        self.consumer.subscribe([Topics(settings.topic_prefix).done])
+        self.t0, self.count, self.marks = t0, 0, []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.count += sum(m.error() is None for m in self.consumer.consume(1000, 0.2))
+            while self.count >= STEP * (len(self.marks) + 1):
+                self.marks.append(time.monotonic() - self.t0)
+        self.consumer.close()
+
+
 def per_step(marks: list[float]) -> list[float]:
     return [b - a for a, b in zip([0.0, *marks], marks, strict=False)]
 
@@ -117,6 +139,8 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
                  "manifest": str(manifest)}
         db = make_engine(url)
         progress = Progress(time.monotonic())
+        counter = DoneCounter(settings, progress.t0)
+        counter.start()
         produce(settings, Topics(settings.topic_prefix).batch_start,
                 [(str(BATCH), get_codec().encode("BatchStart", start))])
         status = None
@@ -127,8 +151,10 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
         procs = {name: proc_figures(p.proc.pid) for name, p in pipe.procs.items()
                  if p.proc is not None and p.proc.poll() is None}
         metrics = tracker_metrics(port)
+        counter.stop.set()
         pipe.terminate_all(120)
-    return {"status": status, "elapsed": elapsed, "progress": progress, "procs": procs, "metrics": metrics, "db": db}
+    return {"status": status, "elapsed": elapsed, "progress": progress, "procs": procs, "metrics": metrics, "db": db,
+            "done_marks": counter.marks}
 
 
 def main() -> None:
@@ -188,8 +214,10 @@ def main() -> None:
                   f"tracker/plain = {stored / m['db_seconds'] / plain.rows_per_s:.2f}")
         progress: Progress = run["progress"]
         if n >= 2 * STEP:
+            steps = per_step(run["done_marks"])
+            print(f"time per {STEP:,} files   on stage.done: {' '.join(f'{s:.0f}' for s in steps)} s; {spread(steps)}")
             steps = per_step(progress.marks)
-            print(f"time per {STEP:,} files   completed: {' '.join(f'{s:.0f}' for s in steps)} s; {spread(steps)}")
+            print(f"  recorded Completed:   {' '.join(f'{s:.0f}' for s in steps)} s; {spread(steps)}")
             for s, marks in progress.stage_marks.items():
                 st = per_step(marks)
                 print(f"  {s:<8} done:        {' '.join(f'{x:.0f}' for x in st)} s; {spread(st)}")

@@ -25,6 +25,10 @@ def consumer_config(settings: Settings, group: str, **extra: Any) -> dict[str, A
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": min(3000, settings.session_timeout_ms // 3),
         "client.id": f"{group}-{settings.worker_id}",
+        # Prefetch is bounded (librdkafka's defaults: 64 MB and 100,000 messages per partition): a
+        # stage handed a 100,000-file batch at once holds a fixed amount, not the batch.
+        "queued.max.messages.kbytes": 16384,
+        "queued.min.messages": 20000,
     }
     conf.update(extra)
     return conf

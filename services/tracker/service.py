@@ -78,6 +78,12 @@ class Tracker(ServiceLoop):
 
     # ---- the service loop's hooks ---------------------------------------------------------------
 
+    def consumer_options(self) -> dict[str, Any]:
+        # Small fetches per partition, so a poll mixes every topic and partition (a file's events
+        # of several stages meet in one transaction, and progress advances evenly) instead of
+        # draining one partition of one topic at a time.
+        return {"max.partition.fetch.bytes": 65536}
+
     def subscribe(self, consumer: Consumer) -> None:
         consumer.subscribe(self.topics.all(), on_revoke=lambda c, p: self.progress_cache.clear())
 
