@@ -77,7 +77,9 @@ class Progress:
     """When the batch's completed count crossed each multiple of STEP, and each stage's done count."""
 
     t0: float
+    tracker_pid: int
     marks: list[float] = field(default_factory=list)
+    cpu_marks: list[float] = field(default_factory=list)  # the tracker's CPU seconds: at the start, at each mark
     stage_marks: dict[str, list[float]] = field(default_factory=dict)
 
     def sample(self, db: Engine) -> str | None:
@@ -89,6 +91,7 @@ class Progress:
             return None
         while row[1] >= STEP * (len(self.marks) + 1):
             self.marks.append(now)
+            self.cpu_marks.append(proc_figures(self.tracker_pid)[1])
         for s in STAGES:
             marks = self.stage_marks.setdefault(s, [])
             while int(counts.get(f"done:{s}", 0)) >= STEP * (len(marks) + 1):
@@ -100,11 +103,13 @@ class DoneCounter(threading.Thread):
     """Times at which each multiple of STEP files was committed on `stage.done` (what the stage workers
     finished, before the tracker records it)."""
 
-    def __init__(self, settings: Settings, t0: float) -> None:
+    def __init__(self, settings: Settings, t0: float, worker_pids: list[int]) -> None:
         super().__init__(daemon=True)
         self.consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}-done-counter"))
         self.consumer.subscribe([Topics(settings.topic_prefix).done])
-        self.t0, self.count, self.marks = t0, 0, []
+        self.t0, self.count, self.pids = t0, 0, worker_pids
+        self.marks: list[float] = []
+        self.cpu_marks = [sum(proc_figures(p)[1] for p in worker_pids)]  # the workers' CPU seconds: start, marks
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -112,6 +117,7 @@ class DoneCounter(threading.Thread):
             self.count += sum(m.error() is None for m in self.consumer.consume(1000, 0.2))
             while self.count >= STEP * (len(self.marks) + 1):
                 self.marks.append(time.monotonic() - self.t0)
+                self.cpu_marks.append(sum(proc_figures(p)[1] for p in self.pids))
         self.consumer.close()
 
 
@@ -138,8 +144,9 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
         start = {"eventId": events.new_event_id(), "batchId": BATCH, "submittedAt": events.now(),
                  "manifest": str(manifest)}
         db = make_engine(url)
-        progress = Progress(time.monotonic())
-        counter = DoneCounter(settings, progress.t0)
+        pids = {name: p.proc.pid for name, p in pipe.procs.items() if p.proc is not None}
+        progress = Progress(time.monotonic(), pids["tracker"], cpu_marks=[proc_figures(pids["tracker"])[1]])
+        counter = DoneCounter(settings, progress.t0, [pid for name, pid in pids.items() if name != "tracker"])
         counter.start()
         produce(settings, Topics(settings.topic_prefix).batch_start,
                 [(str(BATCH), get_codec().encode("BatchStart", start))])
@@ -154,7 +161,7 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
         counter.stop.set()
         pipe.terminate_all(120)
     return {"status": status, "elapsed": elapsed, "progress": progress, "procs": procs, "metrics": metrics, "db": db,
-            "done_marks": counter.marks}
+            "done_marks": counter.marks, "done_cpu": counter.cpu_marks}
 
 
 def main() -> None:
@@ -214,10 +221,12 @@ def main() -> None:
                   f"tracker/plain = {stored / m['db_seconds'] / plain.rows_per_s:.2f}")
         progress: Progress = run["progress"]
         if n >= 2 * STEP:
-            steps = per_step(run["done_marks"])
-            print(f"time per {STEP:,} files   on stage.done: {' '.join(f'{s:.0f}' for s in steps)} s; {spread(steps)}")
-            steps = per_step(progress.marks)
-            print(f"  recorded Completed:   {' '.join(f'{s:.0f}' for s in steps)} s; {spread(steps)}")
+            series = {"on stage.done (workers)": run["done_marks"], "  workers' CPU": run["done_cpu"],
+                      "recorded Completed": progress.marks, "  tracker's CPU": progress.cpu_marks}
+            print(f"time per {STEP:,} files (the first also holds the intake of the batch and the pipeline's fill):")
+            for what, marks in series.items():
+                steps = [b - a for a, b in zip(marks, marks[1:], strict=False)] if "CPU" in what else per_step(marks)
+                print(f"  {what:<25} {' '.join(f'{x:.0f}' for x in steps)} s; {spread(steps)}")
             for s, marks in progress.stage_marks.items():
                 st = per_step(marks)
                 print(f"  {s:<8} done:        {' '.join(f'{x:.0f}' for x in st)} s; {spread(st)}")

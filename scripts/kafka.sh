@@ -323,18 +323,26 @@ cmd_start() {
     write_config
     format_storage
 
-    local deadline=$((SECONDS + START_TIMEOUT)) rc
+    launch
+    say "started pid $LAUNCH_PID; waiting for the broker (timeout ${START_TIMEOUT}s, check: $([ $USE_PY = 1 ] && echo 'metadata via confluent_kafka' || echo 'port + log'))"
+    await_node "$LAUNCH_PID" "$LAUNCH_SINCE" $((SECONDS + START_TIMEOUT))
+    say "ready on localhost:$PORT (pid $READY_PID, $((SECONDS - t0)) s)"
+}
+
+# await_node PID SINCE DEADLINE: wait until the launched node answers (READY_PID is its pid then),
+# launching it again while a port of a killed predecessor is still held.
+await_node() {
+    local pid="$1" since="$2" deadline="$3" rc
     while :; do
-        launch
-        pid=$LAUNCH_PID
-        say "started pid $pid; waiting for the broker (timeout ${START_TIMEOUT}s, check: $([ $USE_PY = 1 ] && echo 'metadata via confluent_kafka' || echo 'port + log'))"
         rc=0
-        wait_ready "$pid" "$LAUNCH_SINCE" "$deadline" || rc=$?
+        wait_ready "$pid" "$since" "$deadline" || rc=$?
         [ $rc = 2 ] || break
         say "a port was still in use (lingering sockets of a killed broker?); retrying in 3 s"
         sleep 3
+        launch
+        pid=$LAUNCH_PID since=$LAUNCH_SINCE
     done
-    say "ready on localhost:$PORT (pid $pid, $((SECONDS - t0)) s)"
+    READY_PID=$pid
 }
 
 cmd_stop() { stop_server is_our_kafka; }
@@ -420,7 +428,7 @@ cluster_start() {
     check_java
     install_jars
     echo "$BROKERS" >"$CLUSTER/brokers"
-    local t0=$SECONDS deadline=$((SECONDS + START_TIMEOUT)) i p pid rc
+    local t0=$SECONDS deadline=$((SECONDS + START_TIMEOUT)) i p pid
     local -A pids=() since=()
     for i in $(broker_ids "$@"); do
         select_broker "$i"
@@ -441,16 +449,7 @@ cluster_start() {
     done
     for i in $(broker_ids "$@"); do
         select_broker "$i"
-        pid=${pids[$i]} rc=0
-        while :; do
-            rc=0
-            wait_ready "$pid" "${since[$i]}" "$deadline" || rc=$?
-            [ $rc = 2 ] || break
-            say "broker $i: a port was still in use (sockets of a killed broker?); retrying in 3 s"
-            sleep 3
-            launch
-            pid=$LAUNCH_PID since[$i]=$LAUNCH_SINCE
-        done
+        await_node "${pids[$i]}" "${since[$i]}" "$deadline"
     done
     say "ready: broker(s) $(broker_ids "$@" | tr '\n' ' ')of $BROKERS; bootstrap $(cluster_bootstrap) ($((SECONDS - t0)) s)"
 }
@@ -473,14 +472,7 @@ cluster_stop() {
     done
     deadline=$((SECONDS + STOP_TIMEOUT))
     for i in "${!pids[@]}"; do
-        while kill -0 "${pids[$i]}" 2>/dev/null; do
-            if [ $SECONDS -ge $deadline ]; then
-                say "broker $i: still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-                kill -KILL "${pids[$i]}" 2>/dev/null || true
-                break
-            fi
-            sleep 0.3
-        done
+        gone_or_killed "${pids[$i]}" "$deadline"
         select_broker "$i"
         rm -f "$PIDFILE"
     done

@@ -10,7 +10,6 @@ use the shared broker meanwhile. Slow (minutes each): `make test-all`, or `pytes
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,8 +24,7 @@ from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 from tests.support.cluster import PrivateKafkaCluster
-from tests.support.recovery import wait_completed, wait_in_stage
-from tests.support.servers import unavailable
+from tests.support.recovery import running, wait_completed, wait_in_stage
 from tests.support.tracker import batch_start, submit
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,16 +35,7 @@ SLOW = "lid"  # the batch sits here (PASSTHROUGH_DELAY_MS per file) while broker
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PrivateKafkaCluster]:
-    server = PrivateKafkaCluster()
-    try:
-        server.start()
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-        server.remove()
-        unavailable(f"cannot start a private 3-broker Kafka cluster: {exc}")
-    try:
-        yield server
-    finally:
-        server.remove()
+    yield from running(PrivateKafkaCluster())  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -91,6 +80,20 @@ def _run(s: Settings, db: Engine, tmp_path: Path, batch: int, delay_ms: int,
     return elapsed
 
 
+def _kill_mid_batch(cluster: PrivateKafkaCluster, s: Settings, db: Engine, tmp_path: Path, batch: int,
+                    victim: int, moved: Callable[[], bool], what: str) -> None:
+    """kill -9 `victim` once the batch is well into the slow stage, wait until `moved()` (the cluster
+    noticed), let the batch finish on the two brokers left, then start the victim again."""
+    def kill() -> None:
+        cluster.kill_broker(victim)
+        wait_for(moved, 120, f"{what} (broker {victim} killed)", every=0.5)
+
+    try:
+        _run(s, db, tmp_path, batch, 100, kill)
+    finally:
+        cluster.start_broker(victim)
+
+
 def test_partition_leader_killed_mid_batch(cluster: PrivateKafkaCluster, cluster_settings: Settings,
                                            db_engine: Engine, tmp_path: Path) -> None:
     topic = Topics(cluster_settings.topic_prefix).stage(SLOW)
@@ -99,32 +102,17 @@ def test_partition_leader_killed_mid_batch(cluster: PrivateKafkaCluster, cluster
     # The leader of a partition of the slow stage's topic, not the controller (the next test kills that one).
     victim = next((n for n in leaders.values() if n != controller), leaders[0])
     moved = [p for p, n in leaders.items() if n == victim]
-
-    def kill_leader() -> None:
-        cluster.kill_broker(victim)
-        wait_for(lambda: all(cluster.leaders(topic)[p] not in (victim, -1) for p in moved), 120,
-                 f"new leaders for {topic} partitions {moved} (broker {victim} killed)", every=0.5)
-
-    try:
-        _run(cluster_settings, db_engine, tmp_path, 9301, 100, kill_leader)
-    finally:
-        cluster.start_broker(victim)
+    _kill_mid_batch(cluster, cluster_settings, db_engine, tmp_path, 9301, victim,
+                    lambda: all(cluster.leaders(topic)[p] not in (victim, -1) for p in moved),
+                    f"new leaders for {topic} partitions {moved}")
 
 
 def test_active_controller_killed_mid_batch(cluster: PrivateKafkaCluster, cluster_settings: Settings,
                                             db_engine: Engine, tmp_path: Path) -> None:
     victim = cluster.active_controller()
     assert victim in cluster.nodes()
-
-    def kill_controller() -> None:
-        cluster.kill_broker(victim)
-        wait_for(lambda: cluster.active_controller() not in (victim, -1), 120,
-                 f"a new active controller (broker {victim} killed)", every=0.5)
-
-    try:
-        _run(cluster_settings, db_engine, tmp_path, 9302, 100, kill_controller)
-    finally:
-        cluster.start_broker(victim)
+    _kill_mid_batch(cluster, cluster_settings, db_engine, tmp_path, 9302, victim,
+                    lambda: cluster.active_controller() not in (victim, -1), "a new active controller")
 
 
 def test_rolling_restart_of_every_broker_mid_batch(cluster: PrivateKafkaCluster, cluster_settings: Settings,

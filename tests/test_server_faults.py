@@ -7,7 +7,6 @@ MARIADB_DIR, on free ports, data in a tmp dir): other tests share the default se
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,8 +20,8 @@ from cofi.devtools.checks import exactly_once_problems
 from cofi.devtools.pipeline import Pipeline
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
-from tests.support.recovery import PrivateKafka, PrivateMariaDB, PrivateServer, wait_completed, wait_in_stage
-from tests.support.servers import fresh_database, unavailable
+from tests.support.recovery import PrivateKafka, PrivateMariaDB, PrivateServer, running, wait_completed, wait_in_stage
+from tests.support.servers import fresh_database
 from tests.support.tracker import batch_start, submit
 
 pytestmark = pytest.mark.integration
@@ -32,26 +31,14 @@ SLOW = "lid"  # the batch sits here (PASSTHROUGH_DELAY_MS) when the server goes 
 DOWN_S = 4.0
 
 
-def _private(server: PrivateServer) -> Iterator[PrivateServer]:
-    try:
-        server.start()
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-        server.remove()
-        unavailable(f"cannot start a private {server.script} server: {exc}")
-    try:
-        yield server
-    finally:
-        server.remove()
-
-
 @pytest.fixture(scope="module")
 def private_kafka() -> Iterator[PrivateKafka]:
-    yield from _private(PrivateKafka())  # type: ignore[misc]
+    yield from running(PrivateKafka())  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
 def private_db() -> Iterator[PrivateMariaDB]:
-    yield from _private(PrivateMariaDB())  # type: ignore[misc]
+    yield from running(PrivateMariaDB())  # type: ignore[misc]
 
 
 def _settings(kafka: str, db_url: str, prefix: str, tmp_path: Path, **extra: object) -> Settings:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
@@ -100,7 +99,3 @@ class PrivateKafkaCluster(PrivateServer):
     def wait_in_sync(self, timeout: float = 300) -> None:
         wait_for(lambda: not self.out_of_sync(), timeout, "every replica in sync",
                  lambda: f"behind: {self.out_of_sync()[:10]}", every=1)
-
-    def log_tail(self, node: int, chars: int = 3000) -> str:
-        path = Path(self.dir) / "log" / f"kafka-{node}.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""

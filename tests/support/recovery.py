@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from cofi.devtools.checks import batch_row, rows, stage_state
 from cofi.devtools.pipeline import REPO, wait_for
 from cofi.pipeline.stages import stage
-from tests.support.servers import free_port
+from tests.support.servers import free_port, unavailable
 
 
 def done_files(db: Engine, batch_id: int, name: str) -> set[str]:
@@ -45,6 +45,20 @@ def wait_completed(db: Engine, batch_id: int, timeout: float, detail: Callable[[
 
     return wait_for(done, timeout, f"batch {batch_id} finished", lambda: f"row {batch_row(db, batch_id)}. {detail()}",
                     every=0.3)
+
+
+def running(server: PrivateServer) -> Iterator[PrivateServer]:
+    """A fixture's body: the private server started (a skip, or an error under CI, when it cannot
+    start), yielded, removed with its data afterwards."""
+    try:
+        server.start()
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        server.remove()
+        unavailable(f"cannot start a private {server.script} server: {exc}")
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 class PrivateServer:
