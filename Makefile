@@ -8,6 +8,13 @@ SHELL := /bin/bash
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# make up KAFKA_BROKERS=3: a local 3-broker KRaft cluster (scripts/kafka.sh), every topic replicated
+# min(N, 3) times with min.insync.replicas = replicas - 1; services get every broker as bootstrap.
+KAFKA_BROKERS ?= 1
+ifneq ($(KAFKA_BROKERS),1)
+export KAFKA_BOOTSTRAP_SERVERS ?= $(shell KAFKA_BROKERS=$(KAFKA_BROKERS) bash scripts/kafka.sh bootstrap)
+export TOPIC_REPLICATION ?= $(if $(filter 2,$(KAFKA_BROKERS)),2,3)
+endif
 export KAFKA_BOOTSTRAP_SERVERS ?= localhost:9092
 export DATABASE_URL ?= mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi
 # KAFKA_SECURITY=sasl_ssl make up/demo: the broker with TLS, SCRAM and ACLs; each command logs in as its principal
@@ -17,7 +24,7 @@ as_principal = $(if $(filter sasl_ssl,$(KAFKA_SECURITY)),env $$(bash scripts/kaf
 
 help:
 	@echo "make bootstrap   install Debian packages, .venv (pip install -e '.[all,dev]'), Kafka jars"
-	@echo "make servers     start Kafka (localhost:9092) and MariaDB (127.0.0.1:3306) from .local/"
+	@echo "make servers     start Kafka (localhost:9092; KAFKA_BROKERS=3: a 3-broker cluster on 9092/9094/9096) and MariaDB (127.0.0.1:3306) from .local/"
 	@echo "make up          servers + python -m cofi.ops.admin init (topics, migrations) + all services, the console (:8090), Prometheus (:9090)"
 	@echo "make down        stop the services, then Kafka and MariaDB"
 	@echo "make test        bootstrap + servers + pytest -q        (PYTEST_ARGS=... to pass more)"

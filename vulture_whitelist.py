@@ -19,7 +19,7 @@ _.do_GET, _.do_POST, _.log_message, _.server_version, _.protocol_version, _.clos
 _.caption, _._main
 
 # tables and rows read by SQLAlchemy / Alembic / `text()` parameters from `row.__dict__`
-_.webhook_outbox, _.eventType, _.dedupKey, _.details
+_.webhook_outbox, _.batch_file_counts, _.eventType, _.dedupKey, _.details
 
 # pytest
 _.pytestmark, _.pytest_plugins

@@ -33,11 +33,11 @@ from cofi.devtools.pipeline import Pipeline, produce, scratch
 from cofi.pipeline import events
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.stages import STAGES
-from cofi.pipeline.topics import Topics
+from cofi.pipeline.topics import Topics, stage_plan
 from cofi.settings import Settings
 
 GOOD, HOSTILE = 20_000_001, 20_000_002
-PLAN = list(STAGES)
+PLAN = stage_plan()  # a batch's default stages
 MARKS = ["hang", "bug", "badresult", "noencode", "huge", "dberr"]
 
 

@@ -1,12 +1,17 @@
-"""The seed's "Test 4" plumbing figures: a large batch (default 10,000 files) through the tracker
-and six stage services as separate processes, with `passthrough` engines (no audio or LLM work:
-this measures Kafka hand-off, the tracker's DB write path and the logging rules, not models).
+"""The seed's "Test 4" plumbing figures, as ratios to the raw limits measured in the same run.
 
-Prints time to finish, files/s, the batchExecutionLog row count against the seed's rule, the rows
-per table, peak memory of every process and the DB connections in use.
+A large batch (default 10,000 files; `--files 100000` for the scale run) through the tracker and six
+stage services as separate processes with `passthrough` engines (no audio or LLM work: this measures
+Kafka hand-off, the tracker's DB write path and the logging rules, not models). Right before it, on
+the same broker, a bare librdkafka relay moves the same number of messages of the same sizes through
+the same 7 hops (bench/relay.py); after it, a plain batched INSERT/UPDATE loop writes the batch's rows
+again (bench/dbraw.py). Prints pipeline files/s against the relay, the tracker's rows/s against the
+plain loop, DB transactions per 100 events, time per 10,000 files across the run, peak RSS and CPU of
+every service, the batchExecutionLog rows against the seed's rule and the rows per table.
 
     .venv/bin/python -m bench.throughput --files 10000
-    .venv/bin/python -m bench.throughput --files 5000 --security-cost   # PLAINTEXT vs SASL_SSL + ACLs
+    .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw
+    .venv/bin/python -m bench.throughput --files 10000 --security-cost --rounds 3   # PLAINTEXT vs SASL_SSL + ACLs
 
 `--security-cost` runs the same batch on two private brokers started by scripts/kafka.sh (same heap,
 free ports), one PLAINTEXT and one with KAFKA_SECURITY=sasl_ssl (TLS, SCRAM-SHA-512, per-service
@@ -17,127 +22,182 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+import httpx
+from confluent_kafka import Consumer
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.dbraw import plain_loop, stored_rows
+from bench.relay import run_relay
 from cofi.db import make_engine, migrate
-from cofi.devtools.pipeline import SERVICES, ServiceProcess, principal_env
+from cofi.devtools.pipeline import Pipeline, free_port, produce
 from cofi.ops.admin import delete_topics, ensure_topics, kafka_security
 from cofi.pipeline import events
 from cofi.pipeline.acls import SUBMITTER
 from cofi.pipeline.codec import get_codec
-from cofi.pipeline.kafka import make_producer
-from cofi.pipeline.stages import STAGES
+from cofi.pipeline.kafka import consumer_config
 from cofi.pipeline.topics import Topics, stage_plan
 from cofi.settings import Settings
 
-
-@dataclass
-class Run:
-    files: int
-    status: str | None
-    elapsed_s: float
-    rows: dict[str, int] = field(default_factory=dict)
-    connections: str = ""
-    peak_rss_mb: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def files_per_s(self) -> float:
-        return self.files / self.elapsed_s
+BATCH = 10_000_001
+PLAN = stage_plan()  # the stages a batch without --redact runs
+STEP = 10_000  # the seed's batch size: time per STEP files completed
 
 
-def peak_rss_mb(pid: int) -> float:
+def proc_figures(pid: int) -> tuple[float, float]:
+    """(peak RSS in MB, CPU seconds) of a live process."""
+    rss = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            rss = int(line.split()[1]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_batch(base: Settings, db_server: str, files: int, progress_interval: int, timeout: float,
-              kafka_secrets: Path | None = None, submitter: Settings | None = None) -> Run:
-    """One batch of `files` through fresh topics and a fresh database; `kafka_secrets`: every service logs in
-    as its own principal (`base` is then the admin's settings, `submitter` the CLI's)."""
+def tracker_metrics(port: int) -> dict[str, float]:
+    """DB transactions, seconds inside them, and events applied, from the tracker's /metrics."""
+    out = {"transactions": 0.0, "db_seconds": 0.0, "events": 0.0}
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for fam in text_string_to_metric_families(body):
+        for s in fam.samples:
+            if s.name == "cofi_tracker_write_seconds_count":
+                out["transactions"] += s.value
+            elif s.name == "cofi_tracker_write_seconds_sum":
+                out["db_seconds"] += s.value
+            elif s.name == "cofi_tracker_events_total":
+                out["events"] += s.value
+    return out
+
+
+@dataclass
+class Progress:
+    """When the batch's completed count crossed each multiple of STEP, and each stage's done count."""
+
+    t0: float
+    tracker_pid: int
+    marks: list[float] = field(default_factory=list)
+    cpu_marks: list[float] = field(default_factory=list)  # the tracker's CPU seconds: at the start, at each mark
+    stage_marks: dict[str, list[float]] = field(default_factory=dict)
+
+    def sample(self, db: Engine) -> str | None:
+        with db.connect() as c:
+            row = c.execute(text("SELECT status, completedFiles FROM batchStatus WHERE id = :b"), {"b": BATCH}).first()
+            counts = dict(c.execute(text("SELECT name, n FROM batchFileCounts WHERE batchId = :b"), {"b": BATCH}).all())
+        now = time.monotonic() - self.t0
+        if row is None:
+            return None
+        while row[1] >= STEP * (len(self.marks) + 1):
+            self.marks.append(now)
+            self.cpu_marks.append(proc_figures(self.tracker_pid)[1])
+        for s in PLAN:
+            marks = self.stage_marks.setdefault(s, [])
+            while int(counts.get(f"done:{s}", 0)) >= STEP * (len(marks) + 1):
+                marks.append(now)
+        return str(row[0])
+
+
+class DoneCounter(threading.Thread):
+    """Times at which each multiple of STEP files was committed on `stage.done` (what the stage workers
+    finished, before the tracker records it)."""
+
+    def __init__(self, settings: Settings, t0: float, worker_pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}-done-counter"))
+        self.consumer.subscribe([Topics(settings.topic_prefix).done])
+        self.t0, self.count, self.pids = t0, 0, worker_pids
+        self.marks: list[float] = []
+        self.cpu_marks = [sum(proc_figures(p)[1] for p in worker_pids)]  # the workers' CPU seconds: start, marks
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.count += sum(m.error() is None for m in self.consumer.consume(1000, 0.2))
+            while self.count >= STEP * (len(self.marks) + 1):
+                self.marks.append(time.monotonic() - self.t0)
+                self.cpu_marks.append(sum(proc_figures(p)[1] for p in self.pids))
+        self.consumer.close()
+
+
+def per_step(marks: list[float]) -> list[float]:
+    return [b - a for a, b in zip([0.0, *marks], marks, strict=False)]
+
+
+def spread(steps: list[float]) -> str:
+    inner = steps[1:] if len(steps) > 2 else steps  # the first also holds the intake and the pipeline's fill
+    return f"max/min {max(inner) / min(inner):.2f}" + (" (after the first)" if inner is not steps else "")
+
+
+def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: float,
+                 kafka_secrets: Path | None = None, submitter: Settings | None = None) -> dict:
+    """The batch through the tracker and six passthrough stages; `kafka_secrets`: every service logs in as its
+    own principal (`settings` are then the admin's, `submitter` the CLI's)."""
+    manifest = work / "manifest.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "clientCode"])
+        for i in range(n):
+            w.writerow([f"/calls/call{i:06d}.wav", f"C{i % 97}"])
+    port = free_port()
+    with Pipeline(settings, work, {"tracker": {"METRICS_PORT": str(port)}}, kafka_secrets=kafka_secrets) as pipe:
+        pipe.start()
+        pipe.wait_started(120)
+        start = {"eventId": events.new_event_id(), "batchId": BATCH, "submittedAt": events.now(),
+                 "manifest": str(manifest)}
+        db = make_engine(url)
+        pids = {name: p.proc.pid for name, p in pipe.procs.items() if p.proc is not None}
+        progress = Progress(time.monotonic(), pids["tracker"], cpu_marks=[proc_figures(pids["tracker"])[1]])
+        counter = DoneCounter(settings, progress.t0, [pid for name, pid in pids.items() if name != "tracker"])
+        counter.start()
+        produce(submitter or settings, Topics(settings.topic_prefix).batch_start,
+                [(str(BATCH), get_codec().encode("BatchStart", start))])
+        status = None
+        while time.monotonic() - progress.t0 < timeout and status not in ("Completed", "Failed", "Rejected"):
+            time.sleep(0.5)
+            status = progress.sample(db)
+        elapsed = time.monotonic() - progress.t0
+        procs = {name: proc_figures(p.proc.pid) for name, p in pipe.procs.items()
+                 if p.proc is not None and p.proc.poll() is None}
+        metrics = tracker_metrics(port)
+        counter.stop.set()
+        pipe.terminate_all(120)
+    return {"status": status, "elapsed": elapsed, "progress": progress, "procs": procs, "metrics": metrics, "db": db,
+            "done_marks": counter.marks, "done_cpu": counter.cpu_marks}
+
+
+@contextmanager
+def fresh_run(base: Settings, db_server: str, progress_interval: int, **update: object) -> Iterator[tuple[Settings, str, Path]]:
+    """(settings, database URL, work folder) of a run on fresh topics and a fresh database, both removed after."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     server = create_engine(db_server)
     dbname = f"cofi_test_{prefix}"
     with server.begin() as c:
-        c.execute(text(f"CREATE DATABASE `{dbname}`"))
+        c.execute(text(f"CREATE DATABASE `{dbname}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
     url = make_url(db_server).set(database=dbname).render_as_string(hide_password=False)
     work = Path(tempfile.mkdtemp(prefix="cofi-bench-"))
-    update = {"database_url": url, "topic_prefix": prefix, "artifact_root": work / "artifacts",
-              "log_file_start_events": False, "progress_update_interval": progress_interval,
-              "commit_every_messages": 500}
-    settings = base.model_copy(update=update)
-    procs: list[ServiceProcess] = []
+    settings = base.model_copy(update={
+        "database_url": url, "topic_prefix": prefix, "artifact_root": work / "artifacts",
+        "log_file_start_events": False, "progress_update_interval": progress_interval,
+        "commit_every_messages": 500, **update})
     try:
         migrate(url)
-        ensure_topics(settings)
-        if kafka_secrets is not None:
-            kafka_security(settings, kafka_secrets)
-        manifest = work / "manifest.csv"
-        with open(manifest, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["file", "clientCode"])
-            for i in range(files):
-                w.writerow([f"/calls/call{i:06d}.wav", f"C{i % 97}"])
-        env = {f"{s.upper()}_ENGINE": "passthrough" for s in STAGES}
-        procs = [ServiceProcess(name, settings, work, WORKER_INSTANCE="bench", **env,
-                                **principal_env(kafka_secrets, name)).start() for name in SERVICES]
-        time.sleep(5)
-        batch_id = 10_000_001
-        start = {"eventId": events.new_event_id(), "batchId": batch_id, "submittedAt": events.now(),
-                 "manifest": str(manifest)}
-        p = make_producer((submitter or base).model_copy(update=update))
-        p.produce(Topics(prefix).batch_start, key=str(batch_id), value=get_codec().encode("BatchStart", start))
-        p.flush(10)
-        t0 = time.monotonic()
-        db = make_engine(url)
-        status = None
-        while time.monotonic() - t0 < timeout:
-            with db.connect() as c:
-                status = c.execute(text("SELECT status FROM batchStatus WHERE id = :b"), {"b": batch_id}).scalar()
-            if status in ("Completed", "Failed", "Rejected"):
-                break
-            time.sleep(0.5)
-        run = Run(files, status, time.monotonic() - t0)
-        with db.connect() as c:
-            run.rows = {t: c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in
-                        ("fileDistribution", "processing_logs", "batchExecutionLog", "auditResult")}
-            run.connections = c.execute(text("SHOW STATUS LIKE 'Threads_connected'")).all()[0][1]
-        db.dispose()
-        run.peak_rss_mb = {proc.name: peak_rss_mb(proc.proc.pid) for proc in procs
-                           if proc.proc and proc.proc.poll() is None}
-        return run
+        ensure_topics(settings, timeout_s=60)
+        yield settings, url, work
     finally:
-        for proc in procs:
-            if proc.proc and proc.proc.poll() is None:
-                proc.terminate(timeout=60)
-            proc.stop()
         delete_topics(settings)
         with server.begin() as c:
             c.execute(text(f"DROP DATABASE IF EXISTS `{dbname}`"))
         server.dispose()
-
-
-def report(run: Run, progress_interval: int) -> None:
-    planned = len(stage_plan())  # the stages a batch without --redact runs
-    expected_log = planned * (1 + run.files // progress_interval + 1) + 1
-    print(f"files                  {run.files}")
-    print(f"status                 {run.status}")
-    print(f"time to finish         {run.elapsed_s:.1f} s  ({run.files_per_s:.0f} files/s through 6 stages)")
-    print(f"batchExecutionLog      {run.rows['batchExecutionLog']} rows (rule: {planned} x (1 + {run.files // progress_interval}"
-          f" + 1) + 1 = {expected_log})")
-    print(f"processing_logs        {run.rows['processing_logs']} rows (expected {run.files * planned})")
-    print(f"fileDistribution       {run.rows['fileDistribution']} rows")
-    print(f"db connections in use  {run.connections} (server-wide)")
-    for name, mb in run.peak_rss_mb.items():
-        print(f"peak RSS {name:<8}      {mb:.0f} MB")
 
 
 def security_cost(args: argparse.Namespace) -> None:
@@ -145,28 +205,32 @@ def security_cost(args: argparse.Namespace) -> None:
     from tests.support.recovery import PrivateKafka
     from tests.support.secure_kafka import SecureKafka
 
-    figures: dict[str, list[Run]] = {"PLAINTEXT": [], "SASL_SSL": []}
+    rates: dict[str, list[float]] = {"PLAINTEXT": [], "SASL_SSL": []}
     for r in range(args.rounds):
         for kind in ("PLAINTEXT", "SASL_SSL"):
             broker = SecureKafka() if kind == "SASL_SSL" else PrivateKafka()
             broker.env["KAFKA_HEAP_OPTS"] = "-Xms512m -Xmx512m"
             try:
                 broker.start()
-                if isinstance(broker, SecureKafka):
-                    run = run_batch(broker.settings(), args.db, args.files, args.progress_interval, args.timeout,
-                                    kafka_secrets=broker.secrets, submitter=broker.settings(SUBMITTER))
-                else:
-                    run = run_batch(Settings(kafka_bootstrap_servers=broker.bootstrap), args.db, args.files,
-                                    args.progress_interval, args.timeout)
+                secure = isinstance(broker, SecureKafka)
+                base = broker.settings() if secure else Settings(kafka_bootstrap_servers=broker.bootstrap)
+                with fresh_run(base, args.db, args.progress_interval) as (settings, url, work):
+                    if secure:
+                        kafka_security(settings, broker.secrets)
+                        submitter = broker.settings(SUBMITTER).model_copy(update={"topic_prefix": settings.topic_prefix})
+                        run = run_pipeline(settings, work, url, args.files, args.timeout, broker.secrets, submitter)
+                    else:
+                        run = run_pipeline(settings, work, url, args.files, args.timeout)
+                    run["db"].dispose()
             finally:
                 broker.remove()
-            figures[kind].append(run)
-            print(f"round {r + 1} {kind:<9}  {run.status}  {run.elapsed_s:6.1f} s  {run.files_per_s:6.0f} files/s")
-    plain = sum(x.files_per_s for x in figures["PLAINTEXT"]) / args.rounds
-    secure = sum(x.files_per_s for x in figures["SASL_SSL"]) / args.rounds
+            rates[kind].append(args.files / run["elapsed"])
+            print(f"round {r + 1} {kind:<9}  {run['status']}  {run['elapsed']:6.1f} s  {rates[kind][-1]:6.0f} files/s")
+    plain = sum(rates["PLAINTEXT"]) / args.rounds
+    secure_rate = sum(rates["SASL_SSL"]) / args.rounds
     print(f"\n{args.files} files, passthrough engines, tracker + 6 stage processes, mean of {args.rounds} round(s):")
     print(f"PLAINTEXT                      {plain:6.0f} files/s")
-    print(f"SASL_SSL (TLS, SCRAM, ACLs)    {secure:6.0f} files/s   ({(1 - secure / plain) * 100:+.0f} % cost)")
+    print(f"SASL_SSL (TLS, SCRAM, ACLs)    {secure_rate:6.0f} files/s   ({(1 - secure_rate / plain) * 100:+.0f} % cost)")
 
 
 def main() -> None:
@@ -175,16 +239,68 @@ def main() -> None:
     ap.add_argument("--progress-interval", type=int, default=100)
     ap.add_argument("--kafka", default="localhost:9092")
     ap.add_argument("--db", default="mysql+pymysql://cofi:cofi@127.0.0.1:3306/")
-    ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--replication", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--no-relay", action="store_true", help="skip the raw broker relay")
+    ap.add_argument("--no-db-raw", action="store_true", help="skip the plain INSERT/UPDATE loop")
     ap.add_argument("--security-cost", action="store_true", help="PLAINTEXT vs SASL_SSL on private brokers")
     ap.add_argument("--rounds", type=int, default=2, help="--security-cost: alternating rounds of each")
     args = ap.parse_args()
     if args.security_cost:
         security_cost(args)
         return
-    run = run_batch(Settings(kafka_bootstrap_servers=args.kafka), args.db, args.files, args.progress_interval,
-                    args.timeout)
-    report(run, args.progress_interval)
+    n = args.files
+    base = Settings(kafka_bootstrap_servers=args.kafka, topic_partitions=args.partitions,
+                    topic_replication=args.replication)
+    with fresh_run(base, args.db, args.progress_interval) as (settings, url, work):
+        relay = {} if args.no_relay else {eos: run_relay(settings, n, eos=eos) for eos in (True, False)}
+        run = run_pipeline(settings, work, url, n, args.timeout)
+        db: Engine = run["db"]
+        rate = n / run["elapsed"]
+        with db.connect() as c:
+            rows = {t: c.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar() for t in
+                    ("fileDistribution", "processing_logs", "batchExecutionLog", "auditResult", "batchFileCounts")}
+            connections = c.execute(text("SHOW STATUS LIKE 'Threads_connected'")).all()[0][1]
+        m = run["metrics"]
+        stored = stored_rows(db, BATCH)
+        print(f"files                   {n:,} in one batch ({run['status']}); passthrough engines (plumbing only); "
+              f"{args.partitions} partitions, replication {args.replication}")
+        print(f"pipeline                {run['elapsed']:.1f} s, {rate:.0f} files/s through 6 stages + tracker")
+        for eos, raw in relay.items():
+            kind = "exactly-once relay" if eos else "plain relay       "
+            print(f"raw broker, {kind} {raw:.0f} files/s through the same 7 hops, same sizes, just before;"
+                  f" pipeline/raw = {rate / raw:.2f}")
+        per_100 = 100 * m["transactions"] / max(1.0, m["events"])
+        print(f"tracker DB              {m['transactions']:.0f} transactions for {m['events']:.0f} events = "
+              f"{per_100:.2f} per 100 events; {stored:,} rows stored in {m['db_seconds']:.1f} s inside transactions"
+              f" = {stored / m['db_seconds']:.0f} rows/s")
+        if not args.no_db_raw:
+            chunk = max(1, round(m["events"] / max(1.0, m["transactions"]) / (len(PLAN) + 1)))
+            plain = plain_loop(db, args.db, BATCH, chunk)
+            print(f"plain INSERT/UPDATE     same {plain.rows:,} rows, {chunk} files per transaction "
+                  f"({plain.transactions} transactions): {plain.seconds:.1f} s = {plain.rows_per_s:.0f} rows/s; "
+                  f"tracker/plain = {stored / m['db_seconds'] / plain.rows_per_s:.2f}")
+        progress: Progress = run["progress"]
+        if n >= 2 * STEP:
+            series = {"on stage.done (workers)": run["done_marks"], "  workers' CPU": run["done_cpu"],
+                      "recorded Completed": progress.marks, "  tracker's CPU": progress.cpu_marks}
+            print(f"time per {STEP:,} files (the first also holds the intake of the batch and the pipeline's fill):")
+            for what, marks in series.items():
+                steps = [b - a for a, b in zip(marks, marks[1:], strict=False)] if "CPU" in what else per_step(marks)
+                print(f"  {what:<25} {' '.join(f'{x:.0f}' for x in steps)} s; {spread(steps)}")
+            for s, marks in progress.stage_marks.items():
+                st = per_step(marks)
+                print(f"  {s:<8} done:        {' '.join(f'{x:.0f}' for x in st)} s; {spread(st)}")
+        expected_log = len(PLAN) * (1 + n // args.progress_interval + 1) + 1
+        print(f"batchExecutionLog       {rows['batchExecutionLog']:,} rows (rule: {len(PLAN)} x (1 + "
+              f"{n // args.progress_interval:,} + 1) + 1 = {expected_log:,})")
+        print(f"processing_logs         {rows['processing_logs']:,} rows (expected {n * len(PLAN):,})")
+        print(f"fileDistribution        {rows['fileDistribution']:,} rows; auditResult {rows['auditResult']:,}; "
+              f"batchFileCounts {rows['batchFileCounts']}")
+        print(f"db connections in use   {connections} (server-wide)")
+        for name, (rss, cpu) in run["procs"].items():
+            print(f"{name:<8} peak RSS {rss:4.0f} MB, CPU {cpu:6.1f} s ({1000 * cpu / n:.2f} ms per file)")
 
 
 if __name__ == "__main__":

@@ -166,6 +166,15 @@ webhook_outbox = Table(
     Index("idx_webhook_due", "status", "nextAttemptAt"),
 )
 
+# The tracker's running counts per batch (name: total, completed, failed, cancelled, done:<stage>,
+# failed:<stage>), so progress needs no scan of fileDistribution (0006_scale_batch_counts).
+batch_file_counts = Table(
+    "batchFileCounts", metadata,
+    Column("batchId", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(40), primary_key=True),
+    Column("n", BigInteger, nullable=False, server_default=text("0")),
+)
+
 
 Role = Literal["tracker", "reader", "migrate"]
 

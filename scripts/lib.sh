@@ -42,15 +42,7 @@ stop_server() {
     fi
     say "stopping pid $pid"
     kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ]; then
-            say "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.3
-    done
+    gone_or_killed "$pid" $((SECONDS + STOP_TIMEOUT))
     rm -f "$PIDFILE"
     say "stopped"
 }
@@ -77,4 +69,17 @@ make_ca_and_cert() {
         rm -f "$name.csr" "$name.ext" ca.srl
     ) || die "openssl could not make the certificates in $dir"
     chmod 644 "$dir/ca.pem"
+}
+
+# gone_or_killed PID DEADLINE: wait for a signalled process to exit; SIGKILL it at DEADLINE (in $SECONDS).
+gone_or_killed() {
+    local pid="$1" deadline="$2"
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ $SECONDS -ge "$deadline" ]; then
+            say "pid $pid still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+            return
+        fi
+        sleep 0.3
+    done
 }

@@ -30,8 +30,7 @@ from cofi.devtools.pipeline import Pipeline, produce, wait_for
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.pipeline import events
 from cofi.pipeline.codec import get_codec
-from cofi.pipeline.stages import STAGES
-from cofi.pipeline.topics import Topics
+from cofi.pipeline.topics import Topics, stage_plan
 from cofi.settings import Settings
 from tests.support.servers import fresh_database
 from tests.support.tracker import FINAL, batch_start, submit, wait_status
@@ -43,7 +42,7 @@ MAX_EVENT = 2 * MIB
 DEADLINE_S = 20  # the hostile messages for two hung files must reach the tracker before it
 GOOD, H1, H2, H5, H6, TWINS = 5000, 5001, 5002, 5005, 5006, 9006
 N_GOOD = 60
-NO_DENOISE = [s for s in STAGES if s != "denoise"]
+NO_DENOISE = [s for s in stage_plan() if s != "denoise"]
 H1_FILES = ["ok-1.wav", "hang.wav", "hang-dberr.wav", "hang-corrupt.wav", "bug.wav", "badresult.wav",
             "noencode.wav", "huge.wav", "[/x] bug call.wav"]
 TWIN_NAMES = ["A.wav", "a.wav", "José.wav", "Jose.wav", "x.wav", "x.wav "]

@@ -16,13 +16,7 @@ from cofi.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-def _head() -> str:
-    from alembic.script import ScriptDirectory
-
-    return str(ScriptDirectory.from_config(db.alembic_config("mysql+pymysql://")).get_current_head())
-
-
-HEAD = _head()  # the last migration (later migrations come after the seed's 0002)
+HEAD = db.head_revision()  # the last migration (later migrations come after the seed's 0002)
 
 
 def _denoise_column_and_index(url: str) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from cofi.devtools.checks import exactly_once_problems
 from cofi.devtools.pipeline import Pipeline
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
-from tests.support.recovery import PrivateKafka, PrivateMariaDB, PrivateServer, started, wait_completed, wait_in_stage
+from tests.support.recovery import PrivateKafka, PrivateMariaDB, PrivateServer, running, wait_completed, wait_in_stage
 from tests.support.servers import fresh_database
 from tests.support.tracker import batch_start, submit
 
@@ -33,12 +33,12 @@ DOWN_S = 4.0
 
 @pytest.fixture(scope="module")
 def private_kafka() -> Iterator[PrivateKafka]:
-    yield from started(PrivateKafka())  # type: ignore[misc]
+    yield from running(PrivateKafka())  # type: ignore[misc]
 
 
 @pytest.fixture(scope="module")
 def private_db() -> Iterator[PrivateMariaDB]:
-    yield from started(PrivateMariaDB())  # type: ignore[misc]
+    yield from running(PrivateMariaDB())  # type: ignore[misc]
 
 
 def _settings(kafka: str, db_url: str, prefix: str, tmp_path: Path, **extra: object) -> Settings:

@@ -146,6 +146,11 @@ def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int, plan:
         diff = {k: (log_counts.get(k), want_log.get(k)) for k in set(log_counts) | set(want_log)
                 if log_counts.get(k) != want_log.get(k)}
         problems.append(f"batchExecutionLog counts (got, want): {diff}")
+    counts = {k: int(v) for k, v in rows(db, "SELECT name, n FROM batchFileCounts WHERE batchId = :b AND n <> 0",
+                                          b=batch_id)}
+    want_counts = {"total": n, "completed": n, **{f"done:{s.name}": n for s in REGISTRY}}
+    if counts != want_counts:
+        problems.append(f"batchFileCounts: {counts}, want {want_counts}")
     audits = scalar(db, "SELECT COUNT(*) FROM auditResult WHERE batchId = :b AND verdict IS NOT NULL", b=batch_id)
     if audits != n:
         problems.append(f"auditResult rows with a verdict: {audits}, want {n}")

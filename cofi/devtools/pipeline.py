@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,13 @@ from cofi.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES: tuple[str, ...] = tuple(name for name, _, _ in services())  # the tracker, then every stage
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, detail: Callable[[], str] = lambda: "",

@@ -57,6 +57,10 @@ def consumer_config(settings: Settings, group: str, **extra: Any) -> dict[str, A
         "session.timeout.ms": settings.session_timeout_ms,
         "heartbeat.interval.ms": min(3000, settings.session_timeout_ms // 3),
         "client.id": f"{group}-{settings.worker_id}",
+        # Prefetch is bounded (librdkafka's defaults: 64 MB and 100,000 messages per partition): a
+        # stage handed a 100,000-file batch at once holds a fixed amount, not the batch.
+        "queued.max.messages.kbytes": 16384,
+        "queued.min.messages": 20000,
     }
     conf.update(extra)
     return conf
@@ -66,6 +70,7 @@ def producer_config(settings: Settings, transactional_id: str | None = None, **e
     conf: dict[str, Any] = {
         **client_config(settings),
         "enable.idempotence": True,
+        "acks": "all",  # with min.insync.replicas=2 on a cluster: a write survives the loss of its leader
         "compression.type": "lz4",
         "linger.ms": 5,
         "message.max.bytes": max(16 * 1024 * 1024, settings.max_event_bytes + 1024 * 1024),

@@ -25,7 +25,7 @@ TXN_OFFSETS_TIMEOUT_S = 15.0
 COMMIT_TIMEOUT_S = 120.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Outgoing:
     """One record to produce inside the batch's transaction."""
 

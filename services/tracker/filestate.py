@@ -26,7 +26,7 @@ from cofi.pipeline.events import EMITTER_STAGE, EMITTER_TRACKER
 from cofi.pipeline.stages import DONE, STAGES, audit_owner, order, stage
 from services.tracker.progress import LogRow
 
-PENDING, IN_PROGRESS, COMPLETED, FAILED = "Pending", "InProgress", "Completed", "Failed"
+PENDING, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = "Pending", "InProgress", "Completed", "Failed", "Cancelled"
 LEGACY_TRACKER_PREFIX = "trk-"  # event ids of the tracker's emissions before FileEvent v3
 
 
@@ -47,6 +47,31 @@ class FileRow:
     lastEvent: bytes | None = None
     metadata: dict[str, Any] | None = None
     dirty: bool = False
+    # What the row added to its batch's counts when it was read (None: a new row). Saving a row adds
+    # counts_of(row) - counted to the batch's counts, so no poll has to scan the batch's rows.
+    counted: dict[str, int] | None = field(default=None, compare=False, repr=False)
+
+
+def counts_of(row: FileRow) -> dict[str, int]:
+    """What one file adds to its batch's counts: `total`, `done:<stage>` per flag set, its status
+    (`completed`, `failed` + `failed:<stage>`, `cancelled`). Summed over a batch, they are the
+    aggregates the progress rules need (`progress.Aggregates.from_counts`)."""
+    out = {"total": 1, **{f"done:{s}": 1 for s, v in row.flags.items() if v}}
+    if row.status == COMPLETED:
+        out["completed"] = 1
+    elif row.status == FAILED:
+        out["failed"] = 1
+        if row.failedStage:
+            out[f"failed:{row.failedStage}"] = 1
+    elif row.status == CANCELLED:
+        out["cancelled"] = 1
+    return out
+
+
+def counts_delta(row: FileRow) -> dict[str, int]:
+    """How saving `row` changes its batch's counts (non-zero entries only)."""
+    now, before = counts_of(row), row.counted or {}
+    return {k: d for k in now.keys() | before.keys() if (d := now.get(k, 0) - before.get(k, 0))}
 
 
 @dataclass(frozen=True)

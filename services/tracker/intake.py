@@ -35,6 +35,7 @@ from services.tracker.progress import LogRow
 from services.tracker.recovery import resume_files
 
 log = logging.getLogger(__name__)
+INTAKE_CHUNK = 5000  # files whose rows are built and written at once
 
 
 def content_hash(files: list[tuple[str, dict[str, str]]], plan: list[str], start: dict[str, Any]) -> str:
@@ -166,23 +167,26 @@ class Intake:
             stage_status={s: ("Pending" if s in plan else "Skipped") for s in STAGES}, stages=plan,
             totalFiles=len(files), contentHash=digest, callback=start.get("callback"), config=config))
         first = first_stage(plan)
-        rows, out = [], []
-        for call in calls:
-            event = {
-                "eventId": "", "batchId": batch_id, "fileId": call["fileId"], "file": call["file"],
-                "audioPath": call["file"], "currentAudio": call["file"], "stages": plan, "generation": 0,
-                "metadata": call["metadata"], "emittedAt": events.now(), "results": empty_results(),
-                "trades": mapping.by_file.get(call["fileId"], []), "questionnaire": start.get("questionnaire"),
-                "rules": start.get("rules"), "vocabulary": vocabulary,
-                "instruments": master.records(t["symbol"] for t in mapping.by_file.get(call["fileId"], [])),
-                "redactPolicy": checked_policy(start.get("redact")),
-            }
-            em = emission(self.codec, self.topics, event, first, 0, max_bytes=self.settings.max_event_bytes)
-            out.append(em)
-            row = new_row(batch_id, call["fileId"], call["file"], first, call["metadata"])
-            row.lastEvent = em.value
-            rows.append(row)
-        store.save_files(conn, rows)
+        policy = checked_policy(start.get("redact"))
+        out: list[Outgoing] = []
+        for i in range(0, len(calls), INTAKE_CHUNK):  # rows saved per chunk: memory does not grow with the batch
+            rows = []
+            for call in calls[i:i + INTAKE_CHUNK]:
+                event = {
+                    "eventId": "", "batchId": batch_id, "fileId": call["fileId"], "file": call["file"],
+                    "audioPath": call["file"], "currentAudio": call["file"], "stages": plan, "generation": 0,
+                    "metadata": call["metadata"], "emittedAt": events.now(), "results": empty_results(),
+                    "trades": mapping.by_file.get(call["fileId"], []), "questionnaire": start.get("questionnaire"),
+                    "rules": start.get("rules"), "vocabulary": vocabulary,
+                    "instruments": master.records(t["symbol"] for t in mapping.by_file.get(call["fileId"], [])),
+                    "redactPolicy": policy,
+                }
+                em = emission(self.codec, self.topics, event, first, 0, max_bytes=self.settings.max_event_bytes)
+                out.append(em)
+                row = new_row(batch_id, call["fileId"], call["file"], first, call["metadata"])
+                row.lastEvent = em.value
+                rows.append(row)
+            store.save_files(conn, rows)
         touched.add(batch_id)
         log.info("tracker: batch %s accepted: %d files, stages %s", batch_id, len(files), ",".join(plan))
         return out

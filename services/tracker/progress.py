@@ -17,7 +17,7 @@ FINAL_BATCH = {"Completed", "Failed", "Cancelled", "Rejected"}
 
 @dataclass
 class Aggregates:
-    """Counts over one batch's fileDistribution rows (one SQL query)."""
+    """Counts over one batch's fileDistribution rows (kept per batch in batchFileCounts)."""
 
     total: int
     done: dict[str, int]
@@ -25,6 +25,19 @@ class Aggregates:
     completed: int
     failed: int
     cancelled: int
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, int]) -> Aggregates:
+        """From a batch's summed per-file counts (`filestate.counts_of`)."""
+        return cls(total=counts.get("total", 0), done={s: counts.get(f"done:{s}", 0) for s in STAGES},
+                   failed_at={s: counts.get(f"failed:{s}", 0) for s in STAGES}, completed=counts.get("completed", 0),
+                   failed=counts.get("failed", 0), cancelled=counts.get("cancelled", 0))
+
+    def counts(self) -> dict[str, int]:
+        """The inverse of `from_counts`."""
+        return {"total": self.total, **{f"done:{s}": n for s, n in self.done.items()},
+                **{f"failed:{s}": n for s, n in self.failed_at.items()}, "completed": self.completed,
+                "failed": self.failed, "cancelled": self.cancelled}
 
 
 @dataclass

@@ -10,7 +10,7 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from cofi.errors import DecodeError
 from cofi.pipeline.codec import Codec
@@ -89,8 +89,7 @@ class Recovery:
         if action == "resume":
             store.save_batch_config(conn, batch_id, batch.config)
             if batch.status == "Cancelled":
-                conn.execute(text("UPDATE fileDistribution SET status = 'Pending' WHERE batchId = :b "
-                                  "AND status = 'Cancelled'"), {"b": batch_id})
+                store.uncancel_files(conn, batch_id)
             store.insert_exec_logs(conn, [log_row])
             return resume_files(conn, self.codec, self.topics, batch, bump=seen is None,
                                 max_bytes=self.settings.max_event_bytes)

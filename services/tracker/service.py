@@ -81,6 +81,12 @@ class Tracker(ServiceLoop):
 
     # ---- the service loop's hooks ---------------------------------------------------------------
 
+    def consumer_options(self) -> dict[str, Any]:
+        # Small fetches per partition, so a poll mixes every topic and partition (a file's events
+        # of several stages meet in one transaction, and progress advances evenly) instead of
+        # draining one partition of one topic at a time.
+        return {"max.partition.fetch.bytes": 65536}
+
     def subscribe(self, consumer: Consumer) -> None:
         consumer.subscribe(self.topics.tracked(), on_revoke=lambda c, p: self.progress_cache.clear())
 
@@ -286,7 +292,7 @@ class Tracker(ServiceLoop):
             view = BatchView(batch_id=b.id, plan=b.stages, status=b.status, stage_status=b.stage_status,
                              round=round_, progress_logged=self.progress_cache[cache_key],
                              entered=entered.get(b.id, set()))
-            upd = evaluate(view, store.aggregates(conn, b.id), interval)
+            upd = evaluate(view, store.batch_counts(conn, b.id), interval)
             store.insert_exec_logs(conn, upd.logs)
             store.update_batch(conn, b.id, status=upd.status, stage_status=upd.stage_status,
                                completed=upd.completed_files, failed=upd.failed_files, finished=upd.finished)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, text
 
 from cofi.db import DONE_COLUMNS
 from cofi.pipeline.stages import REGISTRY, STAGES
-from services.tracker.filestate import FileRow
+from services.tracker.filestate import FileRow, counts_delta, counts_of
 from services.tracker.progress import Aggregates, LogRow
 
 FLAG = {s.name: s.done_column for s in REGISTRY}
@@ -34,16 +34,26 @@ class BatchRow:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-_FILE_COLS = ("batchId", "fileId", "file", *DONE_COLUMNS, "worker", "status", "currentStage", "failedStage",
-              "error", "metadata", "generation", "lastEvent")
+_STATE_COLS = ("batchId", "fileId", "file", *DONE_COLUMNS, "worker", "status", "currentStage", "failedStage",
+               "error", "generation")
+# Written when given, kept when NULL: events only read and write a file's state, never its metadata,
+# and its stored event only when they are the furthest one (what resume and reaudit start from).
+_KEPT_COLS = ("metadata", "lastEvent")
+_FILE_COLS = (*_STATE_COLS, *_KEPT_COLS)
+_UPSERT_FILES = (
+    f"INSERT INTO fileDistribution ({', '.join(_FILE_COLS)}) VALUES ({', '.join(['%s'] * len(_FILE_COLS))}) "
+    "ON DUPLICATE KEY UPDATE "
+    + ", ".join([*(f"{c} = VALUES({c})" for c in _STATE_COLS[3:]), *(f"{c} = COALESCE(VALUES({c}), {c})"
+                                                                     for c in _KEPT_COLS)]))
 
 
 def load_files(conn: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], FileRow]:
+    """The state of these files (not their metadata or stored event: `save_files` keeps those)."""
     by_batch: dict[int, list[str]] = {}
     for b, f in keys:
         by_batch.setdefault(b, []).append(f)
     rows: dict[tuple[int, str], FileRow] = {}
-    stmt = text(f"SELECT {', '.join(_FILE_COLS)} FROM fileDistribution WHERE batchId = :b AND fileId IN :ids"
+    stmt = text(f"SELECT {', '.join(_STATE_COLS)} FROM fileDistribution WHERE batchId = :b AND fileId IN :ids"
                 ).bindparams(bindparam("ids", expanding=True))
     for b, ids in by_batch.items():
         for i in range(0, len(ids), 1000):
@@ -65,40 +75,45 @@ def files_with_transcript(conn: Connection, batch_id: int) -> list[FileRow]:
 
 
 def _file_row(r: Any) -> FileRow:
-    meta = r["metadata"]
-    return FileRow(
+    meta = r.get("metadata")
+    row = FileRow(
         batchId=r["batchId"], fileId=r["fileId"], file=r["file"],
         flags={s: int(r[FLAG[s]] or 0) for s in STAGES}, status=r["status"], currentStage=r["currentStage"],
         failedStage=r["failedStage"], error=r["error"], generation=r["generation"], worker=r["worker"],
-        lastEvent=r["lastEvent"], metadata=json.loads(meta) if isinstance(meta, str) else meta,
+        lastEvent=r.get("lastEvent"), metadata=json.loads(meta) if isinstance(meta, str) else meta,
     )
+    row.counted = counts_of(row)
+    return row
 
 
 def save_files(conn: Connection, rows: Sequence[FileRow]) -> None:
-    """Upsert whole rows (state was computed from a fresh read by the only writer)."""
+    """Upsert the rows' state (computed from a fresh read by the only writer), their metadata and stored
+    event where set, and move their batches' counts by what changed, in the same transaction: a replayed
+    event changes neither. Driver-level executemany of tuples: one multi-row statement per 500 rows."""
     if not rows:
         return
-    cols = ", ".join(_FILE_COLS)
-    vals = ", ".join(f":{c}" for c in _FILE_COLS)
-    upd = ", ".join(f"{c} = VALUES({c})" for c in _FILE_COLS if c not in ("batchId", "fileId", "file"))
-    stmt = text(f"INSERT INTO fileDistribution ({cols}) VALUES ({vals}) ON DUPLICATE KEY UPDATE {upd}")
-    params = []
+    deltas: dict[int, dict[str, int]] = {}
     for r in rows:
-        p = {"batchId": r.batchId, "fileId": r.fileId, "file": r.file, "worker": r.worker, "status": r.status,
-             "currentStage": r.currentStage, "failedStage": r.failedStage, "error": r.error,
-             "metadata": json.dumps(r.metadata or {}, sort_keys=True), "generation": r.generation,
-             "lastEvent": r.lastEvent}
-        p.update({FLAG[s]: r.flags.get(s, 0) for s in STAGES})
-        params.append(p)
+        per_batch = deltas.setdefault(r.batchId, {})
+        for k, d in counts_delta(r).items():
+            per_batch[k] = per_batch.get(k, 0) + d
+        r.counted = counts_of(r)
+    add_counts(conn, deltas)
+    params = [(r.batchId, r.fileId, r.file, *(r.flags.get(s, 0) for s in STAGES), r.worker, r.status,
+               r.currentStage, r.failedStage, r.error, r.generation,
+               None if r.metadata is None else json.dumps(r.metadata, sort_keys=True), r.lastEvent) for r in rows]
     for i in range(0, len(params), 500):
-        conn.execute(stmt, params[i:i + 500])
+        conn.exec_driver_sql(_UPSERT_FILES, params[i:i + 500])
+
+
+_PLOG_COLS = ("eventId", "batch_id", "file", "stage_name", "status", "error", "duration", "worker")
 
 
 def insert_processing_logs(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(text(
-            "INSERT IGNORE INTO processing_logs (eventId, batch_id, file, stage_name, status, error, duration, worker) "
-            "VALUES (:eventId, :batch_id, :file, :stage_name, :status, :error, :duration, :worker)"), list(rows))
+        conn.exec_driver_sql(f"INSERT IGNORE INTO processing_logs ({', '.join(_PLOG_COLS)}) "
+                             f"VALUES ({', '.join(['%s'] * len(_PLOG_COLS))})",
+                             [tuple(r[c] for c in _PLOG_COLS) for r in rows])
 
 
 def insert_exec_logs(conn: Connection, rows: Sequence[LogRow]) -> None:
@@ -109,19 +124,18 @@ def insert_exec_logs(conn: Connection, rows: Sequence[LogRow]) -> None:
             [r.__dict__ for r in rows])
 
 
-# auditResult columns the stages fill (once each: redact fills stt's transcript columns in a batch that redacts)
-_AUDIT_COLS = tuple(dict.fromkeys(c for s in REGISTRY for c in s.result.AUDIT_COLUMNS))
-
-
 def upsert_audit(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Each row sets only the columns its stage produced (others stay as they are)."""
-    if not rows:
-        return
-    cols = ("batchId", "fileId", "file", *_AUDIT_COLS)
-    stmt = text(
-        f"INSERT INTO auditResult ({', '.join(cols)}) VALUES ({', '.join(':' + c for c in cols)}) "
-        f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = COALESCE(VALUES({c}), {c})' for c in _AUDIT_COLS)}")
-    conn.execute(stmt, [{c: r.get(c) for c in cols} for r in rows])
+    """Each row sets only the columns its stage produced (others stay as they are): one statement per
+    set of columns, so a row carries its stage's values and nothing else."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        shapes.setdefault(tuple(c for c in r if c not in ("batchId", "fileId", "file")), []).append(r)
+    for cols, group in shapes.items():
+        names = ("batchId", "fileId", "file", *cols)
+        conn.exec_driver_sql(
+            f"INSERT INTO auditResult ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))}) "
+            f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = COALESCE(VALUES({c}), {c})' for c in cols)}",
+            [tuple(r[c] for c in names) for r in group])
 
 
 def clear_audit(conn: Connection, batch_id: int, file_ids: Sequence[str], columns: Sequence[str]) -> None:
@@ -183,7 +197,32 @@ def set_batch_fields(conn: Connection, batch_id: int, **fields: Any) -> None:
                      {**fields, "id": batch_id})
 
 
+def add_counts(conn: Connection, deltas: dict[int, dict[str, int]]) -> None:
+    """batchFileCounts += deltas, one statement, rows in key order (a fixed lock order)."""
+    params = [{"b": b, "k": k, "n": n} for b in sorted(deltas) for k, n in sorted(deltas[b].items()) if n]
+    if params:
+        conn.execute(text("INSERT INTO batchFileCounts (batchId, name, n) VALUES (:b, :k, :n) "
+                          "ON DUPLICATE KEY UPDATE n = n + VALUES(n)"), params)
+
+
+def batch_counts(conn: Connection, batch_id: int) -> Aggregates:
+    """The batch's aggregates from its counts: a few rows, however many files it has. A batch without
+    them (taken in before they existed) is counted once from fileDistribution."""
+    counts = {r[0]: int(r[1]) for r in conn.execute(
+        text("SELECT name, n FROM batchFileCounts WHERE batchId = :b"), {"b": batch_id})}
+    return Aggregates.from_counts(counts) if "total" in counts else recount(conn, batch_id)
+
+
+def recount(conn: Connection, batch_id: int) -> Aggregates:
+    """Count the batch's files again from fileDistribution (after statements that change many rows at once)."""
+    agg = aggregates(conn, batch_id)
+    conn.execute(text("DELETE FROM batchFileCounts WHERE batchId = :b"), {"b": batch_id})
+    add_counts(conn, {batch_id: agg.counts()})
+    return agg
+
+
 def aggregates(conn: Connection, batch_id: int) -> Aggregates:
+    """The batch's aggregates by scanning its fileDistribution rows (recount; the tracker reads batch_counts)."""
     flags = ", ".join(f"COALESCE(SUM({FLAG[s]}), 0) AS d_{s}" for s in STAGES)
     fails = ", ".join(f"COALESCE(SUM(status = 'Failed' AND failedStage = '{s}'), 0) AS f_{s}" for s in STAGES)
     r = conn.execute(text(
@@ -211,6 +250,14 @@ def insert_webhook(conn: Connection, batch_id: int, kind: str, url: str, payload
 def cancel_files(conn: Connection, batch_id: int) -> None:
     conn.execute(text("UPDATE fileDistribution SET status = 'Cancelled' WHERE batchId = :b "
                       "AND status NOT IN ('Completed', 'Failed')"), {"b": batch_id})
+    recount(conn, batch_id)
+
+
+def uncancel_files(conn: Connection, batch_id: int) -> None:
+    """A resume of a cancelled batch: its cancelled files are pending again."""
+    conn.execute(text("UPDATE fileDistribution SET status = 'Pending' WHERE batchId = :b AND status = 'Cancelled'"),
+                 {"b": batch_id})
+    recount(conn, batch_id)
 
 
 def batches_of_files(conn: Connection, file_ids: Iterable[str]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from cofi.ops.cli import app
 from cofi.pipeline.stages import STAGES
 from cofi.settings import Settings
 from tests.support.harness import ThreadedWorkers
-from tests.support.recovery import PrivateMariaDB, started
+from tests.support.recovery import PrivateMariaDB, running
 from tests.support.tracker import RunningTracker, batch_start, submit, wait_status
 
 pytestmark = pytest.mark.integration
@@ -43,7 +43,7 @@ class TlsMariaDB(PrivateMariaDB):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[TlsMariaDB]:
-    for db in started(TlsMariaDB()):
+    for db in running(TlsMariaDB()):
         for host in ("%", "localhost", "127.0.0.1"):  # cofi plays the DBA here
             db.admin_sql(f"GRANT ALL PRIVILEGES ON *.* TO 'cofi'@'{host}' WITH GRANT OPTION")
         yield db

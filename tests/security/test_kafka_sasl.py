@@ -22,7 +22,7 @@ from cofi.pipeline.kafka import make_producer
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 from tests.support.harness import message_count
-from tests.support.recovery import started, wait_completed
+from tests.support.recovery import running, wait_completed
 from tests.support.secure_kafka import SecureKafka
 from tests.support.tracker import batch_start, submit
 
@@ -33,7 +33,7 @@ N = 30
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[SecureKafka]:
-    yield from started(SecureKafka())  # type: ignore[misc]
+    yield from running(SecureKafka())  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -47,6 +47,20 @@ def wait_completed(db: Engine, batch_id: int, timeout: float, detail: Callable[[
                     every=0.3)
 
 
+def running(server: PrivateServer) -> Iterator[PrivateServer]:
+    """A fixture's body: the private server started (a skip, or an error under CI, when it cannot
+    start), yielded, removed with its data afterwards."""
+    try:
+        server.start()
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
+        server.remove()
+        unavailable(f"cannot start a private {server.script} server: {exc}")
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
 class PrivateServer:
     """A second Kafka broker or MariaDB server from the project's script, on free ports, data in a tmp dir."""
 
@@ -62,8 +76,8 @@ class PrivateServer:
     def ports_env(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def _run(self, command: str, timeout: float = 180) -> str:
-        res = subprocess.run(["bash", str(REPO / "scripts" / self.script), command], env=self.env, cwd=REPO,
+    def _run(self, command: str, *args: str, timeout: float = 180) -> str:
+        res = subprocess.run(["bash", str(REPO / "scripts" / self.script), command, *args], env=self.env, cwd=REPO,
                              capture_output=True, text=True, timeout=timeout)
         if res.returncode != 0:
             raise RuntimeError(f"{self.script} {command} failed ({res.returncode}): {res.stdout[-2000:]}"
@@ -80,7 +94,7 @@ class PrivateServer:
         """SIGKILL the server (a crash, not a shutdown)."""
         pid = int((self.dir / "run" / self.pid_name).read_text().strip())
         os.kill(pid, 9)
-        wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 30, f"{self.script} pid {pid} gone")
+        wait_for(lambda: pid_gone(pid), 30, f"{self.script} pid {pid} gone")
 
     def remove(self) -> None:
         try:
@@ -89,17 +103,8 @@ class PrivateServer:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def started(server: PrivateServer) -> Iterator[PrivateServer]:
-    """For a fixture: the server started (unavailable() when it cannot be), removed afterwards."""
-    try:
-        server.start()
-    except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
-        server.remove()
-        unavailable(f"cannot start a private {server.script} server: {exc}")
-    try:
-        yield server
-    finally:
-        server.remove()
+def pid_gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

@@ -4,7 +4,6 @@ one is missing (skip locally, fail under CI: a broken server start must not pass
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import NoReturn
@@ -15,16 +14,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from cofi.db import migrate
+from cofi.devtools.pipeline import free_port
 
 LOCAL_KAFKA = "localhost:9092"
 LOCAL_DATABASE = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port"]  # tests import it from here
 
 
 def in_ci() -> bool:

@@ -65,6 +65,7 @@ def wait_status(db: Engine, batch_id: int, statuses: tuple[str, ...] = FINAL, ti
 def dump(db: Engine) -> dict[str, list]:
     """Every tracker table, rows in key order: two dumps are equal when nothing changed."""
     tables = {"fileDistribution": "batchId, fileId", "batchStatus": "id", "processing_logs": "id",
-              "batchExecutionLog": "id", "auditResult": "batchId, fileId", "webhookOutbox": "id"}
+              "batchExecutionLog": "id", "auditResult": "batchId, fileId", "webhookOutbox": "id",
+              "batchFileCounts": "batchId, name"}
     with db.connect() as c:
         return {t: [tuple(r) for r in c.execute(text(f"SELECT * FROM {t} ORDER BY {o}"))] for t, o in tables.items()}
