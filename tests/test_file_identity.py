@@ -11,7 +11,7 @@ from cofi import db
 
 pytestmark = pytest.mark.integration
 
-PREVIOUS = "0004_redact_stage"
+REVISION, PREVIOUS = "0005_isolation_file_identity", "0004_redact_stage"
 TWINS = ["A.wav", "a.wav", "José.wav", "Jose.wav", "x.wav", "x.wav "]
 
 
@@ -48,7 +48,7 @@ def test_downgrade_refuses_to_merge_twins_then_upgrade_down_up(db_url: str, db_e
     _insert_twins(db_engine, 8)
     with pytest.raises(RuntimeError, match=r"cannot downgrade.*batch 8"):
         db.downgrade(db_url, PREVIOUS)
-    assert db.current_revision(db_url) == db.head_revision()  # nothing changed
+    assert db.current_revision(db_url) == REVISION  # the refusing migration undid nothing
     with db_engine.begin() as conn:
         conn.execute(text("DELETE FROM fileDistribution WHERE file IN ('a.wav', 'Jose.wav', 'x.wav ')"))
 

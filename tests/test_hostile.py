@@ -53,7 +53,7 @@ REJECTED = {9001: "callback URL is 1100 characters long, over 1024",
             9007: "quantity is nan, not a finite number",
             9008: "has no time zone",
             9009: "over MAX_EVENT_BYTES=2,097,152",
-            9010: "contains a NUL character",
+            9010: "NUL",
             -7: "batch id -7 must be a positive 64-bit integer"}
 
 
@@ -117,7 +117,7 @@ def _hostile_inputs(s: Settings, db: Engine, tmp: Path) -> None:
     submit(s, {**batch_start(9005, 0), "manifest": str(_not_utf8_dir(tmp / "not-utf8"))})
     submit(s, {**batch_start(9007, 2), "trades": [_trade(quantity=math.nan)]})
     submit(s, {**batch_start(9008, 2), "trades": [_trade(tradeTime="2026-01-15T09:00:00")]})
-    submit(s, {**batch_start(9009, 2), "rules": "r" * (MAX_EVENT + 100_000)})
+    submit(s, {**batch_start(9009, 2), "rules": "# " + "r" * (MAX_EVENT + 100_000) + "\n[]\n"})  # valid (empty) rules, too large
     submit(s, _start(9010, [{"file": "/calls/nul\x00.wav", "metadata": {}}]))
     submit(s, batch_start(-7, 1))
     produce(s, topics.batch_start, [("9003", hostile.garbage(1)), ("9004", hostile.from_the_future(2)),

@@ -148,7 +148,7 @@ def _table_problems(settings: Settings, db: Engine, batch_id: int, n: int, plan:
         problems.append(f"batchExecutionLog counts (got, want): {diff}")
     counts = {k: int(v) for k, v in rows(db, "SELECT name, n FROM batchFileCounts WHERE batchId = :b AND n <> 0",
                                           b=batch_id)}
-    want_counts = {"total": n, "completed": n, **{f"done:{s.name}": n for s in REGISTRY}}
+    want_counts = {"total": n, "completed": n, **{f"done:{s}": n for s in plan}}
     if counts != want_counts:
         problems.append(f"batchFileCounts: {counts}, want {want_counts}")
     audits = scalar(db, "SELECT COUNT(*) FROM auditResult WHERE batchId = :b AND verdict IS NOT NULL", b=batch_id)

@@ -13,7 +13,8 @@ from typing import Any
 from cofi.devtools.synth import CallTruth, make_call
 from cofi.pipeline.codec import get_codec
 from cofi.pipeline.engine import StageContext
-from cofi.pipeline.stages import STAGES, empty_results
+from cofi.pipeline.stages import empty_results
+from cofi.pipeline.topics import stage_plan
 from cofi.settings import Settings
 
 
@@ -42,7 +43,7 @@ def make_event(audio: Path, results: dict[str, Any] | None = None) -> dict[str, 
     res = empty_results()
     res.update(results or {})
     return {"eventId": uuid.uuid4().hex, "batchId": 42, "fileId": "f" * 20, "file": audio.name,
-            "audioPath": str(audio), "currentAudio": str(audio), "stages": list(STAGES), "generation": 0,
+            "audioPath": str(audio), "currentAudio": str(audio), "stages": stage_plan(), "generation": 0,
             "metadata": {"clientCode": "C12345", "phone": "+15550000000", "callStart": "2026-01-15T09:00:00+00:00"},
             "emittedAt": datetime.now(UTC), "results": res, "trades": [], "questionnaire": None, "rules": None}
 
