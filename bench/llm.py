@@ -45,7 +45,8 @@ SPEECH = {"durationSec": 90.0, "talkTimeAgentSec": 50.0, "talkTimeCustomerSec": 
 
 def event_for(call: LabelledCall, i: int) -> dict[str, Any]:
     return {"eventId": f"e{i}", "batchId": 1, "fileId": f"f{i}", "file": f"call{i}.wav", "metadata": {},
-            "results": {"stt": {"text": call.text, "speech": SPEECH, "transcriptPath": ""}},
+            "results": {"stt": {"worker": "bench", "engine": "text", "durationMs": 0, "language": "en",
+                                "text": call.text, "speech": SPEECH, "transcriptPath": ""}},
             "trades": call.trades, "instruments": call.instruments, "questionnaire": None, "rules": None}
 
 
