@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
@@ -233,3 +233,10 @@ class Llm2Result(StageResult):
 
 def _json(items: list[Record]) -> str:
     return json.dumps([i.record() for i in items])
+
+
+def first_errors(exc: ValidationError, most: int = 5) -> str:
+    """pydantic's errors as `field.path: message` pairs, the first few (a ResultError's reason)."""
+    errs = exc.errors()
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<result>'}: {e['msg']}" for e in errs[:most]]
+    return "; ".join(parts) + (f" (+{len(errs) - most} more)" if len(errs) > most else "")

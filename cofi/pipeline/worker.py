@@ -31,6 +31,7 @@ from cofi.pipeline.inflight import Handled, InFlight, partitions, split_committa
 from cofi.pipeline.kafka import instance_name
 from cofi.pipeline.metrics import CachedHealth, StageMetrics
 from cofi.pipeline.paths import AudioRoots, confine_event
+from cofi.pipeline.results import first_errors
 from cofi.pipeline.service import ServiceLoop, first_offsets
 from cofi.pipeline.stages import DONE
 from cofi.pipeline.stages import stage as stage_spec
@@ -39,10 +40,6 @@ from cofi.pipeline.transactions import Outgoing, offsets_after
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    return not isinstance(exc, PermanentError)
 
 
 class StageWorker(ServiceLoop):
@@ -327,7 +324,7 @@ class StageWorker(ServiceLoop):
             stop=stop_after_attempt(max(1, self.settings.max_attempts)),
             wait=wait_exponential(multiplier=self.settings.retry_backoff_ms / 1000,
                                   max=self.settings.retry_backoff_max_ms / 1000),
-            retry=retry_if_exception(_is_retryable),
+            retry=retry_if_exception(lambda exc: not isinstance(exc, PermanentError)),
             sleep=self._backoff,
             reraise=False,
             before_sleep=lambda rs: log.warning("%s: %s attempt %d failed (%s); retrying", self.stage,
@@ -364,7 +361,7 @@ class StageWorker(ServiceLoop):
             typed = self.spec.result.model_validate(result)
         except ValidationError as exc:
             raise ResultError(f"engine {self.engine.name} returned an invalid {self.stage} result: "
-                              f"{_first_errors(exc)}") from None
+                              f"{first_errors(exc)}") from None
         event = {**event, "results": {**event["results"], self.stage: typed.record()}}
         if output.audio_path:
             event["currentAudio"] = output.audio_path
@@ -396,13 +393,6 @@ class StageWorker(ServiceLoop):
                     error_type, message)
         return Handled(msg, [Outgoing(self.topics.failed, key, events.encode_failed(self.codec, failed))],
                        outcome=outcome)
-
-
-def _first_errors(exc: ValidationError, most: int = 5) -> str:
-    """pydantic's errors as `field.path: message` pairs, the first few."""
-    errs = exc.errors()
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<result>'}: {e['msg']}" for e in errs[:most]]
-    return "; ".join(parts) + (f" (+{len(errs) - most} more)" if len(errs) > most else "")
 
 
 # services/<stage>/__main__.py and tests import these from here
