@@ -335,11 +335,12 @@ def make_call(path: str | Path, *, turns: int | Sequence[tuple[str, str]] = 4, i
 
 def make_batch(out_dir: str | Path, n: int, *, seed: int = 0, language: str = "en",
                ivr: bool | None = None, hold_music: bool | None = None, stereo: bool | None = True,
-               snr_db: float | None = None, turns: int | None = None,
+               snr_db: float | None = None, turns: int | None = None, max_turns: int = 5,
                sample_rate: int = SAMPLE_RATE, companies: Sequence[str] | None = None) -> list[CallTruth]:
     """n calls `call_0000.wav`... plus `manifest.csv` (file,clientCode,phone,callStart) and `truth.json`.
 
-    Options left as None vary per call (IVR in ~80%, hold music in ~30%, 3-5 turns, stereo in ~80%).
+    Options left as None vary per call (IVR in ~80%, hold music in ~30%, 3 to `max_turns` turns, stereo
+    in ~80%); the English script has 8 turns: the disclosures come with the 5th and the 7th.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -349,7 +350,7 @@ def make_batch(out_dir: str | Path, n: int, *, seed: int = 0, language: str = "e
     for i in range(n):
         has_ivr = ivr if ivr is not None else rng.random() < 0.8
         t = make_call(out / f"call_{i:04d}.wav",
-                      turns=turns if turns is not None else rng.randint(3, 5),
+                      turns=turns if turns is not None else rng.randint(3, max_turns),
                       ivr=has_ivr, dtmf=rng.choice(["1", "1", "2", "12", "9"]),
                       stereo=stereo if stereo is not None else rng.random() < 0.8,
                       snr_db=snr_db, language=language,

@@ -156,7 +156,7 @@ def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list
     batch_id = new_batch_id()
     out = out_root / str(batch_id)
     with console.status(f"synthesizing {calls} calls into {out} (espeak-ng) ..."):
-        truths = synth.make_batch(out, calls, seed=seed, companies=DEMO_COMPANIES)
+        truths = synth.make_batch(out, calls, seed=seed, companies=DEMO_COMPANIES, max_turns=8)  # short and full calls
     n_trades = write_trades(truths, out / "trades.csv")
     (out / "rules.yaml").write_text(DEMO_RULES)
     console.print(f"{calls} calls, {n_trades} trades (trades.csv) and {DEMO_RULES.count('- id:')} rules (rules.yaml) "
