@@ -17,7 +17,8 @@ from functools import lru_cache
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
-from services.redact.spoken import Run, Token, followed_by_unit, luhn_ok, number_runs, tokens
+from cofi.redaction import luhn_ok
+from services.redact.spoken import Run, Token, followed_by_unit, number_runs, tokens
 
 CONTEXT_WINDOW = 14  # tokens looked back for a context word (covers the agent's question before the answer)
 CONTEXT = {  # a context word -> the type of the number or date said after it

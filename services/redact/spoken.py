@@ -186,13 +186,3 @@ def number_runs(toks: list[Token]) -> list[Run]:
 def followed_by_unit(toks: list[Token], run: Run) -> bool:
     """'250 shares', '40 dollars': a quantity or an amount."""
     return run.last + 1 < len(toks) and toks[run.last + 1].core in UNIT_WORDS
-
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
