@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,18 @@ def check_text(raw: str, what: str = "file") -> None:
 
 def within(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
     """Is the resolved `path` the resolved `root` or below it (symlinks followed on both sides)?"""
-    real, base = os.path.realpath(path), os.path.realpath(root)
+    return _under(os.path.realpath(path), os.path.realpath(root))
+
+
+def _under(real: str, base: str) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+@lru_cache(maxsize=16)
+def _root_real(root: str) -> str:
+    """ARTIFACT_ROOT resolved once per process, as AUDIO_ROOTS are (a stage checks it for every event:
+    resolving it each time was a third of a passthrough stage's CPU)."""
+    return os.path.realpath(root)
 
 
 class AudioRoots:
@@ -76,28 +87,34 @@ class AudioRoots:
 def artifact_dir(root: str | os.PathLike[str], batch_id: int, file_id: str) -> Path:
     """ARTIFACT_ROOT/<batchId>/<fileId>; PathRefused for an id that is not a plain token or a folder
     that would resolve outside the root (a planted symlink)."""
+    return Path(_artifact_dir_real(root, batch_id, file_id)[0])
+
+
+def _artifact_dir_real(root: str | os.PathLike[str], batch_id: int, file_id: str) -> tuple[str, str]:
+    """(the artifact folder, where it resolves to), refused when that is outside the root."""
     if not isinstance(batch_id, int) or isinstance(batch_id, bool):
         raise PathRefused(f"batch id {batch_id!r} is not an integer")
     if not _SAFE_ID.match(file_id or ""):
         raise PathRefused(f"fileId {file_id!r} is not a plain id (letters, digits, - and _): artifacts stay "
                           "under ARTIFACT_ROOT")
-    d = Path(root) / str(batch_id) / file_id
-    if not within(d, root):
-        raise PathRefused(f"artifact folder {d} resolves to {os.path.realpath(d)}, outside ARTIFACT_ROOT {root}")
-    return d
+    d = os.path.join(root, str(batch_id), file_id)
+    real = os.path.realpath(d)
+    if not _under(real, _root_real(os.fspath(root))):
+        raise PathRefused(f"artifact folder {d} resolves to {real}, outside ARTIFACT_ROOT {root}")
+    return d, real
 
 
 def confine_event(event: Mapping[str, Any], roots: AudioRoots, artifact_root: str | os.PathLike[str]) -> None:
     """The paths a FileEvent carries, checked before a stage touches them: the call under AUDIO_ROOTS,
     the audio to read under AUDIO_ROOTS or the file's own artifact folder."""
-    own = artifact_dir(artifact_root, event["batchId"], event["fileId"])
+    own = _artifact_dir_real(artifact_root, event["batchId"], event["fileId"])[1]
     for key in ("file", "audioPath"):
         if event.get(key):
             roots.confine(event[key], f"event {key}")
     current = event.get("currentAudio")
     if current:
         check_text(current, "event currentAudio")
-        if not within(current, own):
+        if not _under(os.path.realpath(current), own):
             roots.confine(current, "event currentAudio")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
-from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryError
 
 from cofi.errors import DeadlineExceeded, DecodeError, PathRefused, PermanentError, ResultError, TransientError
 from cofi.pipeline import events
@@ -32,6 +32,7 @@ from cofi.pipeline.kafka import instance_name
 from cofi.pipeline.metrics import CachedHealth, StageMetrics
 from cofi.pipeline.paths import AudioRoots, confine_event
 from cofi.pipeline.results import first_errors
+from cofi.pipeline.retries import EngineAttempts
 from cofi.pipeline.service import ServiceLoop, first_offsets
 from cofi.pipeline.stages import DONE
 from cofi.pipeline.stages import stage as stage_spec
@@ -73,6 +74,8 @@ class StageWorker(ServiceLoop):
         self.cancels = CancelWatcher(settings, self.codec)
         self.engine_health = CachedHealth(engine.health, settings.engine_health_interval_s)
         self.audio_roots = AudioRoots.of(settings)
+        self.inflight = self.metrics.inflight.labels(stage)  # per file: a child looked up once
+        self.engine_seconds = self.metrics.seconds.labels(stage, engine.name)
 
     # ---- the service loop's hooks --------------------------------------------------------
 
@@ -310,42 +313,25 @@ class StageWorker(ServiceLoop):
 
     def _attempts(self, msg: Message, raw: bytes, event: dict[str, Any], ctx: StageContext,
                   started: float) -> Handled:
-        attempts = 0
-        self.metrics.inflight.labels(self.stage).inc()
-
-        def attempt() -> StageOutput:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                self.metrics.retries.labels(self.stage).inc()
-            return self.engine.process(event, ctx)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(max(1, self.settings.max_attempts)),
-            wait=wait_exponential(multiplier=self.settings.retry_backoff_ms / 1000,
-                                  max=self.settings.retry_backoff_max_ms / 1000),
-            retry=retry_if_exception(lambda exc: not isinstance(exc, PermanentError)),
-            sleep=self._backoff,
-            reraise=False,
-            before_sleep=lambda rs: log.warning("%s: %s attempt %d failed (%s); retrying", self.stage,
-                                                event["file"], rs.attempt_number, rs.outcome.exception()),
-        )
+        tries = EngineAttempts(self.settings, self._backoff, f"{self.stage}: {event['file']}",
+                               lambda: self.metrics.retries.labels(self.stage).inc())
+        self.inflight.inc()
         try:
-            output = retrying(attempt)
+            output = tries.run(lambda: self.engine.process(event, ctx))
         except PermanentError as exc:
-            return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts, started=started)
+            return self._failed(msg, raw, event, type(exc).__name__, str(exc), tries.attempts, started=started)
         except RetryError as exc:
-            last = exc.last_attempt.exception()
+            last, attempts = exc.last_attempt.exception(), tries.attempts
             return self._failed(msg, raw, event, type(last).__name__,
                                 f"gave up after {attempts} attempts: {last}", attempts, started=started,
                                 permanent=not isinstance(last, TransientError))
         finally:
-            self.metrics.inflight.labels(self.stage).dec()
-            self.metrics.seconds.labels(self.stage, self.engine.name).observe(time.monotonic() - started)
+            self.inflight.dec()
+            self.engine_seconds.observe(time.monotonic() - started)
         try:
             return Handled(msg, [self._output(event, output, time.monotonic() - started)])
         except PermanentError as exc:  # ResultError: does not fit its model; EventTooLarge
-            return self._failed(msg, raw, event, type(exc).__name__, str(exc), attempts, started=started)
+            return self._failed(msg, raw, event, type(exc).__name__, str(exc), tries.attempts, started=started)
 
     def _backoff(self, seconds: float) -> None:
         """A retry's wait, its engine place given to another file meanwhile (cut short by a stop)."""

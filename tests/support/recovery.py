@@ -97,9 +97,15 @@ class PrivateServer:
         wait_for(lambda: pid_gone(pid), 30, f"{self.script} pid {pid} gone")
 
     def remove(self) -> None:
+        """Stop and delete; with COFI_KEEP_SERVER_LOGS=<dir> the server's logs are copied there first
+        (the only trace of why a private broker misbehaved once its tmp dir is gone)."""
         try:
             self.stop()
         finally:
+            keep = os.environ.get("COFI_KEEP_SERVER_LOGS")
+            if keep:
+                shutil.copytree(self.dir, Path(keep) / self.dir.name, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("data", "*.jar"))
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
