@@ -134,8 +134,13 @@ def per_step(marks: list[float]) -> list[float]:
 
 
 def spread(steps: list[float]) -> str:
-    inner = steps[1:] if len(steps) > 2 else steps  # the first also holds the intake and the pipeline's fill
-    return f"max/min {max(inner) / min(inner):.2f}" + (" (after the first)" if inner is not steps else "")
+    """max/min of the steps after the first (it also holds the intake and the pipeline's fill), and of the
+    steady ones (nor the last: the drain, when the stages ahead have finished and their CPU is free)."""
+    if len(steps) <= 2:
+        return f"max/min {max(steps) / min(steps):.2f}"
+    inner, steady = steps[1:], steps[1:-1]
+    out = f"max/min {max(inner) / min(inner):.2f} after the first"
+    return out + (f", {max(steady) / min(steady):.2f} steady (nor the last)" if len(steady) >= 2 else "")
 
 
 def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: float,

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 
 TXN_OFFSETS_TIMEOUT_S = 15.0
 COMMIT_TIMEOUT_S = 120.0
+# Fatal errors a new producer would not cure: another instance owns the transactional.id (it fenced this
+# one; renewing would fence it back), or the principal may not use it. Other fatal errors renew the producer.
+STOP_CODES = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED})
 
 
 @dataclass(slots=True)
@@ -120,7 +124,8 @@ class TransactionalSender:
     def commit(self, outputs: Iterable[Outgoing], offsets: dict[tuple[str, int], int],
                group_metadata: object) -> bool:
         """One transaction with `outputs` and `offsets`. False when it was aborted (the caller re-reads
-        the batch); a fatal error (fenced by another instance) stops the loop and raises."""
+        the batch); a fatal error of STOP_CODES (fenced by another instance) stops the loop and raises, any
+        other fatal error replaces the producer and re-reads the batch."""
         assert self.producer is not None
         try:
             self.producer.begin_transaction()
@@ -140,10 +145,8 @@ class TransactionalSender:
         except KafkaException as exc:
             err = exc.args[0]
             if getattr(err, "fatal", lambda: False)():
-                log.error("%s: fatal producer error (another instance with transactional.id %s?): %s",
-                          self.who, self.transactional_id, err)
-                self.stopping.set()
-                raise
+                self._unusable(exc)
+                return False
             log.warning("%s: transaction aborted, the batch will be re-read: %s", self.who, err)
             self._abort()
             return False
@@ -152,8 +155,21 @@ class TransactionalSender:
         assert self.producer is not None
         try:
             self.producer.abort_transaction(30)
-        except KafkaException:
-            log.exception("%s: abort failed", self.who)
+        except KafkaException as exc:  # the producer cannot begin another transaction until this one ends
+            self._unusable(exc)
+
+    def _unusable(self, exc: KafkaException) -> None:
+        """After a fatal error, or a failed abort: stop by raising `exc` for STOP_CODES, else replace the
+        producer (e.g. INVALID_TXN_STATE when the transaction coordinator died with the transaction open and
+        its successor aborted it: this producer is unusable, a new one is not)."""
+        err = exc.args[0]
+        if getattr(err, "code", lambda: None)() in STOP_CODES:
+            log.error("%s: fatal producer error (another instance with transactional.id %s, or no right to it?): "
+                      "%s", self.who, self.transactional_id, err)
+            self.stopping.set()
+            raise exc
+        self.stopping.wait(1.0)  # no hot loop if it keeps happening
+        self.renew(f"producer unusable ({err}); the batch will be re-read")
 
     def _produce(self, out: Outgoing) -> None:
         """Produce one record, waiting for room in the local queue at most PRODUCE_QUEUE_TIMEOUT_S (then
@@ -172,5 +188,8 @@ class TransactionalSender:
 
     def close(self) -> None:
         if self.producer is not None:
-            self.producer.flush(10)
+            try:
+                self.producer.flush(10)
+            except KafkaException as exc:  # a producer left fatal by a broker failure: nothing to flush
+                log.warning("%s: closing the producer: %s", self.who, exc.args[0])
             self.producer = None
