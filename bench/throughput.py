@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from bench.dbraw import plain_loop, stored_rows
 from bench.relay import run_relay
 from cofi.db import make_engine, migrate
-from cofi.devtools.pipeline import Pipeline, free_port, produce
+from cofi.devtools.pipeline import REPO, Pipeline, free_port, produce
 from cofi.ops.admin import delete_topics, ensure_topics, kafka_security
 from cofi.pipeline import events
 from cofi.pipeline.acls import SUBMITTER
@@ -78,6 +78,38 @@ def tracker_metrics(port: int) -> dict[str, float]:
             elif s.name == "cofi_tracker_events_total":
                 out["events"] += s.value
     return out
+
+
+def server_pids() -> dict[str, list[int]]:
+    """The servers `make servers` started from this checkout (MariaDB, the Kafka brokers), to show their CPU."""
+    out: dict[str, list[int]] = {"mariadb": [], "kafka": []}
+    ours = str(REPO / ".local").encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if ours not in cmd.replace(ours + b"/kafka/libs", b""):  # its config, not only our jars (private brokers)
+            continue
+        if b"mariadbd" in cmd.split(b" ")[0] or b"mysqld" in cmd.split(b" ")[0]:
+            out["mariadb"].append(int(d.name))
+        elif b"kafka.Kafka" in cmd:
+            out["kafka"].append(int(d.name))
+    return out
+
+
+def servers_cpu(pids: dict[str, list[int]]) -> dict[str, float]:
+    cpu: dict[str, float] = {}
+    for name, ps in pids.items():
+        cpu[name] = 0.0
+        for pid in ps:
+            try:
+                cpu[name] += proc_figures(pid)[1]
+            except OSError:
+                pass
+    return cpu
 
 
 @dataclass
@@ -164,6 +196,8 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
         progress = Progress(time.monotonic(), pids["tracker"], cpu_marks=[proc_figures(pids["tracker"])[1]])
         counter = DoneCounter(settings, progress.t0, [pid for name, pid in pids.items() if name != "tracker"])
         counter.start()
+        servers = server_pids()
+        servers_before = servers_cpu(servers)
         produce(submitter or settings, Topics(settings.topic_prefix).batch_start,
                 [(str(BATCH), get_codec().encode("BatchStart", start))])
         status = None
@@ -173,6 +207,7 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
         elapsed = time.monotonic() - progress.t0
         procs = {name: proc_figures(p.proc.pid) for name, p in pipe.procs.items()
                  if p.proc is not None and p.proc.poll() is None}
+        procs.update({f"{name}*": (0.0, cpu - servers_before[name]) for name, cpu in servers_cpu(servers).items()})
         metrics = tracker_metrics(port)
         counter.stop.set()
         pipe.terminate_all(120)
@@ -305,7 +340,10 @@ def main() -> None:
               f"batchFileCounts {rows['batchFileCounts']}")
         print(f"db connections in use   {connections} (server-wide)")
         for name, (rss, cpu) in run["procs"].items():
-            print(f"{name:<8} peak RSS {rss:4.0f} MB, CPU {cpu:6.1f} s ({1000 * cpu / n:.2f} ms per file)")
+            mem = f"peak RSS {rss:4.0f} MB" if not name.endswith("*") else "(server)         "
+            print(f"{name:<8} {mem}, CPU {cpu:6.1f} s ({1000 * cpu / n:.2f} ms per file)")
+        print(f"* local servers on this machine, CPU during the pipeline run; {os.cpu_count()} cores x "
+              f"{run['elapsed']:.0f} s = {os.cpu_count() * run['elapsed']:.0f} CPU s available")
 
 
 if __name__ == "__main__":

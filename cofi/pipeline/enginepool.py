@@ -46,13 +46,16 @@ class EnginePool:
         self.given_up: set[Future[Any]] = set()
         self.abandoned = 0  # calls given up on since start (threads that may still hang)
         self.live = self.idle = self.queued = 0  # threads; of them waiting for a task; tasks not yet taken
+        self.away = 0  # threads whose call gave its place up: waiting out a backoff, or abandoned
         self.numbers = itertools.count(1)
         self.local = threading.local()  # the call this thread runs
 
     def _grow(self) -> None:
-        """A thread for every task no idle thread will take (under self.lock): a task queued behind a call
-        that hangs or waits out a backoff must still get a thread."""
-        while self.queued > self.idle and self.live < self.max_threads:
+        """A thread for every task no idle thread will take, up to one per place plus one per call that gave
+        its place up (under self.lock): a task queued behind a call that hangs or waits out a backoff must
+        still get a thread, and no more threads than places run otherwise (a thread per queued task of a
+        500-file micro-batch, all but one waiting for the place, cost a fast stage half its CPU in handoffs)."""
+        while self.queued > self.idle and self.live < min(self.max_threads, self.size + self.away):
             self.live += 1
             self.idle += 1
             threading.Thread(target=self._run, name=f"{self.name}-{next(self.numbers)}", daemon=True).start()
@@ -67,6 +70,8 @@ class EnginePool:
                 break
             fut, fn, args = item
             if not fut.set_running_or_notify_cancel():
+                with self.lock:
+                    self.idle += 1
                 continue
             self.slots.acquire()
             with self.lock:
@@ -85,6 +90,7 @@ class EnginePool:
                 self.holding.discard(fut)
                 replaced = fut in self.given_up
                 self.given_up.discard(fut)
+                self.away -= replaced
             if held:
                 self.slots.release()
             if replaced:
@@ -110,11 +116,15 @@ class EnginePool:
         with self.lock:
             held = fut in self.holding
             self.holding.discard(fut)
+            self.away += held
+            self._grow()
         if held:
             self.slots.release()
         try:
             yield
         finally:
+            with self.lock:
+                self.away -= held
             if held:
                 self.slots.acquire()
                 with self.lock:
@@ -148,6 +158,7 @@ class EnginePool:
                 return
             self.given_up.add(fut)
             self.abandoned += 1
+            self.away += 1
             held = fut in self.holding
             self.holding.discard(fut)
             self._grow()  # its thread stays with it

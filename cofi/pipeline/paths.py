@@ -87,33 +87,34 @@ class AudioRoots:
 def artifact_dir(root: str | os.PathLike[str], batch_id: int, file_id: str) -> Path:
     """ARTIFACT_ROOT/<batchId>/<fileId>; PathRefused for an id that is not a plain token or a folder
     that would resolve outside the root (a planted symlink)."""
-    return Path(_artifact_dir_real(root, batch_id, file_id)[0])
-
-
-def _artifact_dir_real(root: str | os.PathLike[str], batch_id: int, file_id: str) -> tuple[str, str]:
-    """(the artifact folder, where it resolves to), refused when that is outside the root."""
-    if not isinstance(batch_id, int) or isinstance(batch_id, bool):
-        raise PathRefused(f"batch id {batch_id!r} is not an integer")
-    if not _SAFE_ID.match(file_id or ""):
-        raise PathRefused(f"fileId {file_id!r} is not a plain id (letters, digits, - and _): artifacts stay "
-                          "under ARTIFACT_ROOT")
-    d = os.path.join(root, str(batch_id), file_id)
+    _check_ids(batch_id, file_id)
+    d = Path(root) / str(batch_id) / file_id
     real = os.path.realpath(d)
     if not _under(real, _root_real(os.fspath(root))):
         raise PathRefused(f"artifact folder {d} resolves to {real}, outside ARTIFACT_ROOT {root}")
-    return d, real
+    return d
+
+
+def _check_ids(batch_id: object, file_id: object) -> None:
+    if not isinstance(batch_id, int) or isinstance(batch_id, bool):
+        raise PathRefused(f"batch id {batch_id!r} is not an integer")
+    if not isinstance(file_id, str) or not _SAFE_ID.match(file_id):
+        raise PathRefused(f"fileId {file_id!r} is not a plain id (letters, digits, - and _): artifacts stay "
+                          "under ARTIFACT_ROOT")
 
 
 def confine_event(event: Mapping[str, Any], roots: AudioRoots, artifact_root: str | os.PathLike[str]) -> None:
     """The paths a FileEvent carries, checked before a stage touches them: the call under AUDIO_ROOTS,
-    the audio to read under AUDIO_ROOTS or the file's own artifact folder."""
-    own = _artifact_dir_real(artifact_root, event["batchId"], event["fileId"])[1]
+    the audio to read under AUDIO_ROOTS or the file's own artifact folder (where it really is: its
+    resolved path, symlinks followed, under the resolved ARTIFACT_ROOT/<batchId>/<fileId>)."""
+    _check_ids(event["batchId"], event["fileId"])
     for key in ("file", "audioPath"):
         if event.get(key):
             roots.confine(event[key], f"event {key}")
     current = event.get("currentAudio")
     if current:
         check_text(current, "event currentAudio")
+        own = os.path.join(_root_real(os.fspath(artifact_root)), str(event["batchId"]), event["fileId"])
         if not _under(os.path.realpath(current), own):
             roots.confine(current, "event currentAudio")
 

@@ -12,7 +12,10 @@ a stage (say `redact` between `stt` and `llm1`) is one entry here, its result mo
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import create_model
@@ -104,10 +107,15 @@ def results_of(event: dict[str, Any]) -> Any:
     return StageResults.model_validate(event.get("results") or {})
 
 
-def audit_owner(plan: list[str] | tuple[str, ...]) -> dict[str, str]:
+def audit_owner(plan: list[str] | tuple[str, ...]) -> Mapping[str, str]:
     """auditResult column -> the stage of `plan` that writes it: the last one that fills it (redact's
     transcript replaces stt's, so a batch that redacts never stores the original text in the table)."""
-    return {c: s.name for s in REGISTRY if s.name in plan for c in s.result.AUDIT_COLUMNS}
+    return _audit_owner(tuple(plan))
+
+
+@lru_cache(maxsize=64)
+def _audit_owner(plan: tuple[str, ...]) -> Mapping[str, str]:  # the tracker asks for every event: a few plans
+    return MappingProxyType({c: s.name for s in REGISTRY if s.name in plan for c in s.result.AUDIT_COLUMNS})
 
 
 def empty_results() -> dict[str, None]:

@@ -97,6 +97,13 @@ def test_event_paths_are_checked_before_a_stage_reads_them(layout: dict[str, Pat
                                ("fileId", "/tmp/evil", "not a plain id")]:
         with pytest.raises(PathRefused, match=reason):
             confine_event({**good, key: value}, roots, art)
+    # a file's own artifact folder planted as a symlink to elsewhere: its audio is not "its own" any more
+    (tmp_path / "elsewhere").mkdir()
+    (art / "1").mkdir(parents=True)
+    os.symlink(tmp_path / "elsewhere", art / "1" / "planted")
+    with pytest.raises(PathRefused, match="outside AUDIO_ROOTS"):
+        confine_event({**good, "fileId": "planted", "currentAudio": str(art / "1" / "planted" / "denoise.wav")},
+                      roots, art)
 
 
 # ---- through the services, on the real broker and database -------------------------------------------------
