@@ -11,6 +11,7 @@ every service, the batchExecutionLog rows against the seed's rule and the rows p
 
     .venv/bin/python -m bench.throughput --files 10000
     .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw
+    .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw --delay-ms 3   # stage-paced
     .venv/bin/python -m bench.throughput --files 10000 --security-cost --rounds 3   # PLAINTEXT vs SASL_SSL + ACLs
 
 `--security-cost` runs the same batch on two private brokers started by scripts/kafka.sh (same heap,
@@ -176,9 +177,10 @@ def spread(steps: list[float]) -> str:
 
 
 def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: float,
-                 kafka_secrets: Path | None = None, submitter: Settings | None = None) -> dict:
+                 kafka_secrets: Path | None = None, submitter: Settings | None = None, delay_ms: int = 0) -> dict:
     """The batch through the tracker and six passthrough stages; `kafka_secrets`: every service logs in as its
-    own principal (`settings` are then the admin's, `submitter` the CLI's)."""
+    own principal (`settings` are then the admin's, `submitter` the CLI's); `delay_ms`: each stage's engine
+    takes that long per file (the stages, not the tracker, set the pace, as real engines do)."""
     manifest = work / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.writer(f)
@@ -186,7 +188,8 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
         for i in range(n):
             w.writerow([f"/calls/call{i:06d}.wav", f"C{i % 97}"])
     port = free_port()
-    with Pipeline(settings, work, {"tracker": {"METRICS_PORT": str(port)}}, kafka_secrets=kafka_secrets) as pipe:
+    env = {"tracker": {"METRICS_PORT": str(port)}, **{s: {"PASSTHROUGH_DELAY_MS": str(delay_ms)} for s in PLAN if delay_ms}}
+    with Pipeline(settings, work, env, kafka_secrets=kafka_secrets) as pipe:
         pipe.start()
         pipe.wait_started(120)
         start = {"eventId": events.new_event_id(), "batchId": BATCH, "submittedAt": events.now(),
@@ -282,6 +285,8 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=6)
     ap.add_argument("--replication", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--delay-ms", type=int, default=0,
+                    help="each stage's engine takes this long per file (a stage sets the pace, not the tracker)")
     ap.add_argument("--no-relay", action="store_true", help="skip the raw broker relay")
     ap.add_argument("--no-db-raw", action="store_true", help="skip the plain INSERT/UPDATE loop")
     ap.add_argument("--security-cost", action="store_true", help="PLAINTEXT vs SASL_SSL on private brokers")
@@ -295,7 +300,7 @@ def main() -> None:
                     topic_replication=args.replication)
     with fresh_run(base, args.db, args.progress_interval) as (settings, url, work):
         relay = {} if args.no_relay else {eos: run_relay(settings, n, eos=eos) for eos in (True, False)}
-        run = run_pipeline(settings, work, url, n, args.timeout)
+        run = run_pipeline(settings, work, url, n, args.timeout, delay_ms=args.delay_ms)
         db: Engine = run["db"]
         rate = n / run["elapsed"]
         with db.connect() as c:
@@ -304,7 +309,8 @@ def main() -> None:
             connections = c.execute(text("SHOW STATUS LIKE 'Threads_connected'")).all()[0][1]
         m = run["metrics"]
         stored = stored_rows(db, BATCH)
-        print(f"files                   {n:,} in one batch ({run['status']}); passthrough engines (plumbing only); "
+        delay = f", {args.delay_ms} ms per file in each stage" if args.delay_ms else ""
+        print(f"files                   {n:,} in one batch ({run['status']}); passthrough engines (plumbing only{delay}); "
               f"{args.partitions} partitions, replication {args.replication}")
         print(f"pipeline                {run['elapsed']:.1f} s, {rate:.0f} files/s through 6 stages + tracker")
         for eos, raw in relay.items():

@@ -164,16 +164,18 @@ class StageWorker(ServiceLoop):
         try:
             # Wait for the engine. A batch done within 0.2 s (a fast engine) neither polls nor pauses:
             # pausing drops librdkafka's prefetched messages, and re-fetching them after the resume
-            # cost ~0.5 s per batch. A slower batch pauses its partitions once, then every 0.2 s keeps
-            # the group membership alive with a non-blocking poll (messages of partitions assigned
-            # meanwhile are kept for the next batch).
+            # cost ~0.5 s per batch. A slower batch first takes the next batch's messages (so it starts
+            # without that re-fetch), then pauses its partitions and every 0.2 s keeps the group
+            # membership alive with a non-blocking poll (messages of partitions assigned meanwhile are
+            # kept for the next batch).
             while not all(i.done for i in items) and not self._carry_now(items, began):
                 if not wait([i.future for i in items if not i.done], timeout=0.2).not_done:
                     continue
-                if not paused and self.assigned:
+                room = self.batch_size - len(self.buffer)
+                if not paused and self.assigned and room <= 0:
                     paused = [TopicPartition(t, p) for t, p in self.assigned]
                     self.consumer.pause(paused)
-                got = self.consumer.consume(num_messages=100, timeout=0)
+                got = self.consumer.consume(num_messages=100 if paused else max(1, room), timeout=0)
                 self.buffer.extend(self.usable(got))
                 self.heartbeat.beat()
                 self._fail_overdue(items)
