@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 
-from bench.llm import event_for, make_call, start_local
+from bench.llm import event_for, start_local
+from cofi.devtools.audit_calls import LabelledCall, make_set
 from cofi.devtools.pipeline import free_port
 from cofi.pipeline.engine import StageContext
 from cofi.settings import Settings
@@ -67,7 +66,7 @@ class RecordingProxy:
         self.httpd.shutdown()
 
 
-def run_engine(settings: Settings, calls: list[dict[str, Any]]) -> float:
+def run_engine(settings: Settings, calls: list[LabelledCall]) -> float:
     engine = Llm1Engine(settings)
     ctx = StageContext(stage="llm1", worker="bench", settings=settings, batch_id=1, file_id="bench")
     try:
@@ -98,9 +97,8 @@ def main() -> None:
     if args.model:
         os.environ["LLM_MODEL"] = args.model
     os.environ.setdefault("LLM_SERVER_THREADS", str(os.cpu_count() or 2))
-    rng = random.Random(args.seed)
-    calls = [make_call(i, rng) for i in range(args.files)]
-    proc, base = start_local()
+    calls = make_set(args.files, args.seed)
+    proc, base = start_local(Settings().llm_model, cache=True)
     proxy = RecordingProxy(base)
     try:
         settings = Settings().model_copy(update={"llm_base_url": proxy.base})
