@@ -76,8 +76,8 @@ class AudioRoots:
             return clean
         if not os.path.isabs(raw):
             raise PathRefused(f"{what} {raw!r}: not an absolute path")
-        if not any(within(clean, r) for r in self.roots):
-            real = os.path.realpath(clean)
+        real = os.path.realpath(clean)  # once: the roots were resolved when they were read
+        if not any(_under(real, os.fspath(r)) for r in self.roots):
             shown = f" (resolves to {real})" if real != clean else ""
             raise PathRefused(f"{what} {raw!r}{shown} is outside AUDIO_ROOTS "
                               f"({', '.join(str(r) for r in self.roots)})")

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 
 from cofi import db
 from cofi.pipeline.codec import DecodeError, get_codec
+from cofi.pipeline.paths import within
 from cofi.pipeline.stages import results_of
 from cofi.redaction import STAGE as REDACT
 from services.console.actions import decode_json
@@ -75,14 +76,6 @@ def _ev_json(e: Evidence) -> dict[str, Any]:
     return {**e.item, "evidenceId": e.id, "located": asdict(e.location) if e.location else None}
 
 
-def _within(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-        return True
-    except (ValueError, OSError):
-        return False
-
-
 def _last_event(raw: bytes | None) -> dict[str, Any]:
     if not raw:
         return {}
@@ -105,7 +98,7 @@ def _redacted_file(event: dict[str, Any], attr: str, artifact_root: Path) -> Pat
     except ValueError:
         return None
     path = Path(getattr(result, attr)) if result is not None and getattr(result, attr) else None
-    return path.resolve() if path is not None and _within(path, artifact_root) and path.is_file() else None
+    return path.resolve() if path is not None and within(path, artifact_root) and path.is_file() else None
 
 
 def audio_path(row: dict[str, Any], artifact_root: Path, *, original: bool = False) -> Path | None:
@@ -127,7 +120,7 @@ def audio_path(row: dict[str, Any], artifact_root: Path, *, original: bool = Fal
     candidates += [p for p in (event.get("audioPath"), row["file"]) if p]
     for c in candidates:
         path = Path(c)
-        if (_within(path, artifact_root) or str(path.resolve()) in originals) and path.is_file():
+        if (within(path, artifact_root) or str(path.resolve()) in originals) and path.is_file():
             return path.resolve()
     return None
 
@@ -160,7 +153,7 @@ def _turns_from_text(text: str | None) -> list[Turn]:
 def load_transcript(audit: dict[str, Any], artifact_root: Path) -> tuple[list[Turn], bool]:
     """(turns, timed) from the STT artifact, else from the stored text."""
     path = audit.get("transcriptPath")
-    if path and _within(Path(path), artifact_root) and Path(path).is_file():
+    if path and within(Path(path), artifact_root) and Path(path).is_file():
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             return _turns_from_artifact(data), True
@@ -184,7 +177,7 @@ def _stt_source(event: dict[str, Any], artifact_root: Path) -> str | None:
     """The audio stt transcribed, as its artifact says (when it is still there)."""
     stt = results_of(event).stt
     path = Path(stt.transcriptPath) if stt is not None and stt.transcriptPath else None
-    if path is None or not _within(path, artifact_root) or not path.is_file():
+    if path is None or not within(path, artifact_root) or not path.is_file():
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8")).get("source")
