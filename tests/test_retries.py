@@ -23,19 +23,22 @@ def failing(times: int, exc: Exception) -> tuple[list[int], object]:
     return calls, call
 
 
-def test_first_attempt_success_neither_sleeps_nor_counts_a_retry() -> None:
+def recorded() -> tuple[EngineAttempts, list[float], list[int]]:
+    """Attempts whose backoff waits and retry counts are written down instead of slept and counted."""
     sleeps: list[float] = []
     retries: list[int] = []
-    tries = EngineAttempts(S, sleeps.append, "x", lambda: retries.append(1))
+    return EngineAttempts(S, sleeps.append, "x", lambda: retries.append(1)), sleeps, retries
+
+
+def test_first_attempt_success_neither_sleeps_nor_counts_a_retry() -> None:
+    tries, sleeps, retries = recorded()
     calls, call = failing(0, TransientError("boom"))
     assert tries.run(call) == "ok after 1"
     assert (tries.attempts, len(calls), sleeps, retries) == (1, 1, [], [])
 
 
 def test_transient_failures_are_retried_with_growing_backoff() -> None:
-    sleeps: list[float] = []
-    retries: list[int] = []
-    tries = EngineAttempts(S, sleeps.append, "x", lambda: retries.append(1))
+    tries, sleeps, retries = recorded()
     calls, call = failing(2, TransientError("boom"))
     assert tries.run(call) == "ok after 3"
     assert (tries.attempts, len(calls), len(retries)) == (3, 3, 2)
