@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from cofi.pipeline.stages import REGISTRY, services
 
 #: environment names where a typo must fail (security settings that would otherwise silently be off)
-SECURITY_PREFIXES = ("KAFKA_SSL_", "KAFKA_SASL_", "KAFKA_SECURITY", "DATABASE_SSL_", "WEBHOOK_")
+SECURITY_PREFIXES = ("KAFKA_SSL_", "KAFKA_SASL_", "KAFKA_SECURITY", "DATABASE_SSL_", "WEBHOOK_", "S3_")
 SCRIPT_KNOBS = frozenset({"KAFKA_SECURITY"})  # scripts/kafka.sh's, not a setting
 
 #: METRICS_PORT of every service under `make up` (tracker 9100, then the stages in order)
@@ -56,6 +56,15 @@ class Settings(_StageDeadlines):
     topic_replication: int = 1
     database_url: str = "mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi"
     artifact_root: Path = Path(".local/artifacts")
+    artifact_store: str = Field("", description="where artifacts live between stages: empty = ARTIFACT_ROOT is one "
+                                "filesystem every node mounts; s3://bucket[/prefix] = an S3 API store, ARTIFACT_ROOT "
+                                "a node-local working copy (cofi.pipeline.artifacts)")
+    artifact_keep_local: bool = Field(False, description="with an S3 store: keep a file's working copy after its stage "
+                                      "(default: removed once uploaded, so a node's disk holds only the files in work)")
+    s3_endpoint_url: str = Field("", description="S3 API endpoint (MinIO, Ceph, s3proxy, ...); empty = AWS")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = Field("", description="empty = boto3's own chain (AWS_* variables, instance role)")
+    s3_secret_access_key: SecretStr | None = None
 
     # seed settings
     denoise_host: str = "127.0.0.1"
@@ -187,7 +196,7 @@ class Settings(_StageDeadlines):
 
     @model_validator(mode="after")
     def _no_misspelt_security_setting(self) -> Settings:
-        """A misspelt KAFKA_SSL_*/KAFKA_SASL_*/DATABASE_SSL_* setting fails instead of silently meaning "off"."""
+        """A misspelt KAFKA_SSL_*/KAFKA_SASL_*/DATABASE_SSL_*/WEBHOOK_*/S3_* setting fails instead of silently meaning "off"."""
         known = {name.upper() for name in type(self).model_fields}
         for key in os.environ:
             if key.startswith(SECURITY_PREFIXES) and key not in known and key not in SCRIPT_KNOBS:

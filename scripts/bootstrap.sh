@@ -19,6 +19,8 @@
 #      fails here with a clear message, never in a batch. Both are skipped when already done.
 #   4. The Kafka jars (scripts/kafka.sh install: Maven, cached in ~/.m2, skipped when the
 #      jars for infra/kafka/pom.xml are already in .local/kafka/libs).
+#   5. The s3proxy jar (scripts/s3proxy.sh install: Maven, cached in ~/.m2, skipped when present): a
+#      local S3 API server for ARTIFACT_STORE=s3://... and the artifact-store tests.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -149,5 +151,6 @@ fi
 
 # --- 4. Kafka jars -------------------------------------------------------------------------------
 bash "$ROOT/scripts/kafka.sh" install
+bash "$ROOT/scripts/s3proxy.sh" install
 
 say "done in $((SECONDS - T0)) s"

@@ -23,6 +23,7 @@ from tenacity import RetryError
 
 from cofi.errors import DeadlineExceeded, DecodeError, PathRefused, PermanentError, ResultError, TransientError
 from cofi.pipeline import events
+from cofi.pipeline.artifacts import ArtifactSync
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.control import CancelWatcher
 from cofi.pipeline.engine import Engine, StageContext, StageOutput
@@ -72,7 +73,8 @@ class StageWorker(ServiceLoop):
         self.carry: list[InFlight] = []  # still running (or behind one that is) from the last micro-batch
         self.processed_total = 0
         self.cancels = CancelWatcher(settings, self.codec)
-        self.engine_health = CachedHealth(engine.health, settings.engine_health_interval_s)
+        self.artifacts = ArtifactSync(settings)  # ARTIFACT_STORE: a shared filesystem, or S3 around each engine call
+        self.engine_health = CachedHealth(self._health, settings.engine_health_interval_s)
         self.audio_roots = AudioRoots.of(settings)
         self.inflight = self.metrics.inflight.labels(stage)  # per file: a child looked up once
         self.engine_seconds = self.metrics.seconds.labels(stage, engine.name)
@@ -94,6 +96,11 @@ class StageWorker(ServiceLoop):
         if ok and hung:
             ok, reason = False, hung
         return ok, {**detail, "reason": reason} if not ok else detail
+
+    def _health(self) -> tuple[bool, str]:
+        """The engine's health, then the artifact store's: without either no file can be processed."""
+        ok, reason = self.engine.health()
+        return (ok, reason) if not ok else self.artifacts.store.health()
 
     def on_start(self) -> None:
         self.cancels.start()
@@ -319,7 +326,8 @@ class StageWorker(ServiceLoop):
                                lambda: self.metrics.retries.labels(self.stage).inc())
         self.inflight.inc()
         try:
-            output = tries.run(lambda: self.engine.process(event, ctx))
+            output = tries.run(lambda: self.artifacts.around(ctx.batch_id, ctx.file_id,
+                                                             lambda: self.engine.process(event, ctx)))
         except PermanentError as exc:
             return self._failed(msg, raw, event, type(exc).__name__, str(exc), tries.attempts, started=started)
         except RetryError as exc:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from cofi.errors import PathRefused, PermanentError, TransientError
 from services.console.calls import AUDIO_TYPES, CallNotFound, CallView, audio_of, load_call
 from services.console.web import current_user, render, state
 
@@ -25,8 +26,20 @@ def _original(request: Request, original: bool) -> bool:
     return original
 
 
-def _call(request: Request, batch_id: int, file_id: str, original: bool = False) -> CallView:
+def _fetch(request: Request, batch_id: int, file_id: str) -> None:
+    """The call's artifacts brought from the artifact store (nothing to do on a shared filesystem)."""
+    try:
+        state(request).artifacts.fetch(batch_id, file_id)
+    except PathRefused as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (PermanentError, TransientError) as exc:
+        raise HTTPException(503, str(exc)) from None
+
+
+def _call(request: Request, batch_id: int, file_id: str, original: bool = False, *, fetch: bool = True) -> CallView:
     console = state(request)
+    if fetch:
+        _fetch(request, batch_id, file_id)
     try:
         with console.db.connect() as conn:
             return load_call(conn, batch_id, file_id, console.artifact_root, original=_original(request, original))
@@ -43,7 +56,7 @@ def call_page(request: Request, batch_id: int, file_id: str, original: bool = Qu
 @router.get("/batches/{batch_id}/files/{file_id}/verdict", response_class=HTMLResponse)
 def call_verdict(request: Request, batch_id: int, file_id: str) -> Response:
     """Score, verdict, reasons and rule results, polled by the call page (a reaudit changes them)."""
-    return render(request, "_call_verdict.html", call=_call(request, batch_id, file_id))
+    return render(request, "_call_verdict.html", call=_call(request, batch_id, file_id, fetch=False))
 
 
 @router.get("/batches/{batch_id}/files/{file_id}/data.json")
@@ -56,6 +69,7 @@ def call_audio(request: Request, batch_id: int, file_id: str, original: bool = Q
     """The stored audio with HTTP range requests (206), so the player can seek; the redacted audio of a
     call its batch redacts (the original only to a privileged role, when kept)."""
     console = state(request)
+    _fetch(request, batch_id, file_id)
     try:
         with console.db.connect() as conn:
             path = audio_of(conn, batch_id, file_id, console.artifact_root, original=_original(request, original))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import Engine
 
+from cofi.pipeline.artifacts import ArtifactSync
 from cofi.settings import Settings
 from services.console.auth import SESSION_COOKIE, Auth, User, check_csrf
 
@@ -69,6 +71,11 @@ class Console:
     @property
     def artifact_root(self) -> Path:
         return Path(self.settings.artifact_root)
+
+    @cached_property
+    def artifacts(self) -> ArtifactSync:
+        """With an S3 store, a call's artifacts are fetched into ARTIFACT_ROOT before its page reads them."""
+        return ArtifactSync(self.settings)
 
 
 def mmss(seconds: float | None) -> str:

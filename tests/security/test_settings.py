@@ -15,7 +15,7 @@ from cofi.settings import Settings
 
 
 def test_a_misspelt_security_setting_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    for typo in ("KAFKA_SECURITY_PROTOCL", "KAFKA_SASL_USER", "DATABASE_SSL_CA_FILE", "WEBHOOK_SECRETS"):
+    for typo in ("KAFKA_SECURITY_PROTOCL", "KAFKA_SASL_USER", "DATABASE_SSL_CA_FILE", "WEBHOOK_SECRETS", "S3_SECRET_KEY"):
         monkeypatch.setenv(typo, "x")
         with pytest.raises(ValidationError, match=f"{typo} is not a cofi setting"):
             Settings()
