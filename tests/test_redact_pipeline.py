@@ -15,6 +15,7 @@ from sqlalchemy import Engine, text
 
 from cofi.devtools.checks import exactly_once_problems, rows
 from cofi.devtools.pii_calls import PiiCall, make_pii_call, whisper_like
+from cofi.pipeline.artifacts import ArtifactSync, S3Store
 from cofi.pipeline.engine import Engine as StageEngine
 from cofi.pipeline.engine import StageContext, StageOutput, write_json
 from cofi.pipeline.results import SpeechParams
@@ -25,6 +26,7 @@ from cofi.settings import Settings
 from services.redact.detect import Detector
 from services.redact.engines import PresidioRedactor
 from tests.support.harness import ThreadedWorkers
+from tests.support.s3 import running_s3
 from tests.support.tracker import RunningTracker, batch_start, control, submit, wait_status
 
 pytestmark = pytest.mark.integration
@@ -118,3 +120,26 @@ def test_redact_stage_in_the_pipeline(settings: Settings, db_engine: Engine, cal
     assert exactly_once_problems(s, db_engine, 902, n) == []
     (path, transcript), *_ = rows(db_engine, "SELECT transcriptPath, transcript FROM auditResult WHERE batchId = 902")
     assert Path(path).name == "stt.json" and "[" not in transcript
+
+
+def test_redaction_leaves_no_unredacted_artifact_in_an_s3_store(settings: Settings, db_engine: Engine,
+                                                                 calls: dict[str, PiiCall], tmp_path: Path) -> None:
+    """ARTIFACT_STORE=s3://...: what redact deletes (the unredacted transcript) leaves the store too, and the
+    audit read the redacted transcript, with no node keeping a working copy."""
+    with running_s3(tmp_path / "s3") as s3:
+        s = s3.settings(settings, "redact", log_file_start_events=False, progress_update_interval=2)
+        engines = {"stt": ScriptedStt(calls), "redact": PresidioRedactor(s, Detector(s.spacy_model)),
+                   "llm1": EchoLlm1()}
+        with RunningTracker(s), ThreadedWorkers(s, list(STAGES), engines):
+            submit(s, _start(904, calls, redact=make_policy()))
+            row = wait_status(db_engine, 904, timeout=180)
+        assert row["status"] == "Completed", row
+        assert exactly_once_problems(s, db_engine, 904, len(calls)) == []
+        store = ArtifactSync(s).store
+        assert isinstance(store, S3Store)
+        listed = store.client.list_objects_v2(Bucket=store.bucket, Prefix="redact/904/")["Contents"]
+        names = sorted({o["Key"].rsplit("/", 1)[1] for o in listed})
+        assert names == ["redact.json", "redact.wav"] and len(listed) == 2 * len(calls)  # stt.json deleted
+    assert [p for p in Path(s.artifact_root).rglob("*") if p.is_file() and ".inflight" not in p.parts] == []
+    for (transcript,) in rows(db_engine, "SELECT transcript FROM auditResult WHERE batchId = 904"):
+        assert "[ACCOUNT_NUMBER_1]" in transcript
