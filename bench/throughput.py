@@ -350,6 +350,12 @@ def main() -> None:
             print(f"{name:<8} {mem}, CPU {cpu:6.1f} s ({1000 * cpu / n:.2f} ms per file)")
         print(f"* local servers on this machine, CPU during the pipeline run; {os.cpu_count()} cores x "
               f"{run['elapsed']:.0f} s = {os.cpu_count() * run['elapsed']:.0f} CPU s available")
+        cores, total = os.cpu_count() or 1, sum(cpu for _, cpu in run["procs"].values())
+        ceiling = cores * n / total  # every core busy all the time on this work, nothing else
+        vs_relay = f" = {ceiling / relay[True]:.2f} of the exactly-once relay" if True in relay else ""
+        print(f"CPU ceiling             {1000 * total / n:.2f} ms of CPU per file, all processes above together: "
+              f"{cores} cores do at most {ceiling:.0f} files/s{vs_relay}; the run used "
+              f"{total / (cores * run['elapsed']):.0%} of them")
 
 
 if __name__ == "__main__":
