@@ -128,13 +128,17 @@ def row_stamp(settings: Settings, batch_id: int) -> datetime | None:
 
 
 def submission_verdict(conn: Connection, batch_id: int, event_id: str) -> tuple[bool, str] | None:
-    """What the tracker made of one BatchStart: (True, "") taken in, (False, reason) refused, None not yet."""
-    refused = conn.execute(text("SELECT details FROM batchExecutionLog WHERE dedupKey = :k"),
-                           {"k": f"{batch_id}:rejected:{event_id}"}).scalar()
+    """What the tracker made of one BatchStart: (True, "") taken in, (False, reason) refused, None not yet.
+
+    One statement, so one read view: a refused new batch's row also names the event (its config), and two
+    reads could miss the refusal, then see the row the same commit wrote, and call it taken."""
+    refused, config = conn.execute(text(
+        "SELECT (SELECT details FROM batchExecutionLog WHERE dedupKey = :k), "
+        "(SELECT config FROM batchStatus WHERE id = :b)"), {"k": f"{batch_id}:rejected:{event_id}", "b": batch_id}).one()
     if refused is not None:
         details = decode_json(refused)
         return False, str(details.get("reason", refused) if isinstance(details, dict) else refused)
-    config = decode_json(conn.execute(text("SELECT config FROM batchStatus WHERE id = :b"), {"b": batch_id}).scalar())
+    config = decode_json(config)
     events = config.get("events") if isinstance(config, dict) else None
     return (True, "") if isinstance(events, dict) and event_id in events else None
 
