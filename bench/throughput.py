@@ -7,11 +7,13 @@ the same broker, a bare librdkafka relay moves the same number of messages of th
 the same 7 hops (bench/relay.py); after it, a plain batched INSERT/UPDATE loop writes the batch's rows
 again (bench/dbraw.py). Prints pipeline files/s against the relay, the tracker's rows/s against the
 plain loop, DB transactions per 100 events, time per 10,000 files across the run, peak RSS and CPU of
-every service, the batchExecutionLog rows against the seed's rule and the rows per table.
+every service, the batchExecutionLog rows against the seed's rule and the rows per table; and the CPU
+ceiling: the CPU all processes and local servers spent per file, so the most files/s these cores could do
+(and that as a share of the relay), which says whether a ratio target can be met on this machine at all.
 
     .venv/bin/python -m bench.throughput --files 10000
     .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw
-    .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw --delay-ms 3   # stage-paced
+    .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw --delay-ms 4   # stage-paced
     .venv/bin/python -m bench.throughput --files 10000 --security-cost --rounds 3   # PLAINTEXT vs SASL_SSL + ACLs
 
 `--security-cost` runs the same batch on two private brokers started by scripts/kafka.sh (same heap,
