@@ -28,7 +28,7 @@ _.pytestmark, _.pytest_plugins
 _.effect, _.per_s, _.last_minute, _.should_exit, _.binary_location
 
 # pydantic validators of Settings (called by pydantic)
-_._comma_list, _._no_misspelt_security_setting
+_._comma_list, _._no_misspelt_security_setting, _._store_url
 
 # Presidio: the recognizer interface its AnalyzerEngine calls (`nlp_artifacts` is passed by keyword)
 _.load, _.nlp_artifacts

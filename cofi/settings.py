@@ -11,6 +11,7 @@ import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -193,6 +194,16 @@ class Settings(_StageDeadlines):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
         return value
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        """Empty, or s3://bucket[/prefix]: a wrong value stops every service at start, not at its first file."""
+        url = urlsplit(value.strip())
+        if value.strip() and (url.scheme != "s3" or not url.netloc or url.query or url.fragment):
+            raise ValueError(f"ARTIFACT_STORE {value!r}: give s3://bucket[/prefix], or leave it empty for a "
+                             "filesystem every node mounts")
+        return value.strip()
 
     @model_validator(mode="after")
     def _no_misspelt_security_setting(self) -> Settings:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Engine
 
 from cofi.devtools.checks import exactly_once_problems, rows
@@ -136,8 +136,9 @@ def test_errors_name_the_store_and_whether_a_retry_can_help(s3: S3Server, tmp_pa
     with pytest.raises(TransientError, match="Could not connect to the endpoint URL"):
         down.around(9, "f1", lambda: None)
     assert not down.store.health()[0]
-    with pytest.raises(ValueError, match="give s3://bucket"):
-        ArtifactSync(Settings(artifact_root=tmp_path, artifact_store="https://example.invalid/bucket"))
+    for wrong in ("https://example.invalid/bucket", "s3://", "/data/artifacts", "s3://b/p?x=1"):
+        with pytest.raises(ValidationError, match=r"ARTIFACT_STORE .*: give s3://bucket\[/prefix\]"):
+            Settings(artifact_root=tmp_path, artifact_store=wrong)  # every service stops at start
     assert ArtifactSync(Settings(artifact_root=tmp_path)).store.health() == (True, "")  # a shared filesystem
 
 

@@ -106,9 +106,7 @@ class S3Store:
         import boto3  # the s3 extra; imported only when a store is configured
         from botocore.config import Config
 
-        url = urlsplit(settings.artifact_store)
-        if url.scheme != "s3" or not url.netloc:
-            raise ValueError(f"ARTIFACT_STORE {settings.artifact_store!r}: give s3://bucket[/prefix] (or leave it empty)")
+        url = urlsplit(settings.artifact_store)  # s3://bucket[/prefix], checked by Settings
         self.url = settings.artifact_store
         self.bucket = url.netloc
         self.prefix = url.path.strip("/")
