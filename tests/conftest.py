@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import Engine
 
 from cofi.db import make_engine
+from cofi.devtools.pipeline import end_process
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
 from tests.support.servers import (
@@ -185,9 +186,4 @@ def llm_server() -> Iterator[str]:
             time.sleep(0.5)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)

@@ -31,6 +31,16 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES: tuple[str, ...] = tuple(name for name, _, _ in services())  # the tracker, then every stage
 
 
+def end_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM a helper server (s3proxy, the LLM server), SIGKILL it if it has not gone after `timeout` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nothing listens on now."""
     with socket.socket() as s:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from cofi.devtools.pipeline import REPO, free_port
+from cofi.devtools.pipeline import REPO, end_process, free_port
 from cofi.settings import Settings
 
 IDENTITY, CREDENTIAL, BUCKET = "cofi-test", "cofi-test-secret", "artifacts"
@@ -61,8 +61,4 @@ def s3proxy(workdir: Path) -> Iterator[S3Server]:
                 time.sleep(0.2)
             yield S3Server(f"http://127.0.0.1:{port}", data)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            end_process(proc)
