@@ -102,6 +102,11 @@ def order(name: str) -> int:
     return _BY_NAME[name].order if name in _BY_NAME else -1
 
 
+def later_stages(name: str) -> list[str]:
+    """Every stage after `name`: a file may go to any of them, whatever stages its batch skips."""
+    return list(STAGES[_BY_NAME[name].order + 1:])
+
+
 def results_of(event: dict[str, Any]) -> Any:
     """The event's results as a `StageResults` model (`.stt`, `.llm1`, ... typed, None when not run)."""
     return StageResults.model_validate(event.get("results") or {})

@@ -24,6 +24,7 @@ from tenacity import RetryError
 from cofi.errors import DeadlineExceeded, DecodeError, PathRefused, PermanentError, ResultError, TransientError
 from cofi.pipeline import events
 from cofi.pipeline.artifacts import ArtifactSync
+from cofi.pipeline.backpressure import Downstream
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.control import CancelWatcher
 from cofi.pipeline.engine import Engine, StageContext, StageOutput
@@ -73,6 +74,8 @@ class StageWorker(ServiceLoop):
         self.carry: list[InFlight] = []  # still running (or behind one that is) from the last micro-batch
         self.processed_total = 0
         self.cancels = CancelWatcher(settings, self.codec)
+        self.downstream = Downstream(settings, stage)  # STAGE_MAX_AHEAD: no new files while the next stages are full
+        self.holding = False  # its partitions are paused by the downstream backlog
         self.artifacts = ArtifactSync(settings)  # ARTIFACT_STORE: a shared filesystem, or S3 around each engine call
         self.engine_health = CachedHealth(self._health, settings.engine_health_interval_s)
         self.audio_roots = AudioRoots.of(settings)
@@ -92,6 +95,9 @@ class StageWorker(ServiceLoop):
         ok, reason = self.engine_health.last
         detail = {"stage": self.stage, "engine": self.engine.name, "assigned": len(self.assigned),
                   "processed": self.processed_total, "abandoned": self.pool.abandoned}
+        if self.downstream.enabled:  # held is healthy: the stages after it are busy, not this one broken
+            detail["held"] = self.downstream.held
+            detail["waitingAfter"] = self.downstream.last.per_stage
         hung = self.pool.hung()
         if ok and hung:
             ok, reason = False, hung
@@ -105,6 +111,8 @@ class StageWorker(ServiceLoop):
     def on_start(self) -> None:
         self.cancels.start()
         self.engine_health.start()
+        self.downstream.start()
+        self.metrics.held.labels(self.stage).set(0)
         log.info("%s: engine=%s group=%s topic=%s transactional.id=%s batch=%d",
                  self.stage, self.engine.name, self.group, self.topic, self.sender.transactional_id,
                  self.batch_size)
@@ -112,12 +120,18 @@ class StageWorker(ServiceLoop):
             log.warning("%s: PASSTHROUGH engine: results are empty, for plumbing tests only", self.stage)
 
     def step(self) -> None:
-        msgs = self._next_batch()
+        if self.downstream.held:
+            self._hold()
+            msgs: list[Message] = []
+        else:
+            self._release()
+            msgs = self._next_batch()
         if msgs or self.carry:
             self._process_batch(msgs)
 
     def before_close(self) -> None:
         self.cancels.stop()
+        self.downstream.stop()
         self.engine_health.stop()
 
     def after_close(self) -> None:
@@ -127,6 +141,31 @@ class StageWorker(ServiceLoop):
                 self.journal.end(*entry)
         self.engine.close()
         log.info("%s: stopped after %d files", self.stage, self.processed_total)
+
+    # ---- backpressure -------------------------------------------------------
+
+    def _hold(self) -> None:
+        """Take no new files: pause every assigned partition (one assigned meanwhile too) and only poll, so
+        the group membership stays alive; files still running (the carry) finish."""
+        assert self.consumer is not None
+        self.holding = True  # the downstream monitor logged why
+        if self.assigned:
+            self.consumer.pause([TopicPartition(t, p) for t, p in self.assigned])
+        got = self.consumer.consume(num_messages=max(1, self.batch_size - len(self.buffer)),
+                                    timeout=min(0.2, self.settings.commit_every_ms / 1000))
+        self.buffer.extend(self.usable(got))  # from a partition assigned since the last pause: kept for later
+        self.metrics.held.labels(self.stage).set(1)
+
+    def _release(self) -> None:
+        if not self.holding:
+            return
+        assert self.consumer is not None
+        self.holding = False
+        blocked = partitions(self.carry)  # stay paused behind their running file
+        free = [TopicPartition(t, p) for t, p in self.assigned if (t, p) not in blocked]
+        if free:
+            self.consumer.resume(free)
+        self.metrics.held.labels(self.stage).set(0)
 
     # ---- rebalance -------------------------------------------------------
 
@@ -203,7 +242,7 @@ class StageWorker(ServiceLoop):
                 if blocked and not paused:
                     self.consumer.pause([TopicPartition(t, p) for t, p in blocked])
                 now_assigned = [TopicPartition(t, p) for t, p in self.assigned if (t, p) not in blocked]
-                if now_assigned:
+                if now_assigned and not self.holding:
                     self.consumer.resume(now_assigned)
 
     def _carry_now(self, items: list[InFlight], began: float) -> bool:

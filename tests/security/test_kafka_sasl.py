@@ -18,7 +18,9 @@ from cofi.errors import AdminError, CliError, KafkaUnavailable
 from cofi.ops.admin import delete_topics, ensure_topics, kafka_security
 from cofi.ops.cli.sender import send_event
 from cofi.pipeline.acls import SUBMITTER, next_topics
+from cofi.pipeline.backpressure import Downstream
 from cofi.pipeline.kafka import make_producer
+from cofi.pipeline.stages import later_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 from tests.support.harness import message_count
@@ -71,6 +73,7 @@ def test_a_batch_runs_end_to_end_over_sasl_ssl_with_per_service_principals(
         assert set(pipe.terminate_all().values()) == {0}, pipe.logs()
         for name in ("tracker", "denoise", "llm2"):
             assert "authorization failed" not in pipe.output(name).lower(), pipe.output(name)
+            assert "cannot read the backlog" not in pipe.output(name), pipe.output(name)  # its ACLs let it
     problems = exactly_once_problems(broker.settings(**common), db_engine, 9301, N)
     assert problems == [], "\n".join(problems)
 
@@ -117,3 +120,10 @@ def test_no_stage_principal_nor_the_tracker_can_submit_a_batch(broker: SecureKaf
         send_event(s, topics.batch_control, "1", b"x")
     assert message_count(broker.settings(topic_prefix=prefix), topics.batch_start) == 0
     assert message_count(broker.settings(topic_prefix=prefix), topics.batch_control) == 0
+
+
+def test_a_stage_principal_reads_the_backlog_after_it_and_nothing_before_it(broker: SecureKafka, prefix: str) -> None:
+    mine = Downstream(broker.settings("stt", topic_prefix=prefix, stage_max_ahead=10), "stt").check()
+    assert mine.per_stage == dict.fromkeys(later_stages("stt"), 0), mine.reason
+    theirs = Downstream(broker.settings("llm1", topic_prefix=prefix, stage_max_ahead=10), "denoise").check()
+    assert theirs.per_stage is None and "not visible" in theirs.reason

@@ -1,0 +1,90 @@
+"""Backpressure (STAGE_MAX_AHEAD): a stage stops taking files while the stages after it are full, on the
+real broker; and the pure parts: the gate's hysteresis, the backlog sum, who may read which offsets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cofi.devtools.pipeline import free_port
+from cofi.pipeline.acls import Grant, grants
+from cofi.pipeline.backpressure import Downstream, Gate, files_waiting
+from cofi.pipeline.stages import STAGES, later_stages
+from cofi.pipeline.topics import Topics
+from cofi.settings import Settings
+from tests.support.harness import Collector, ThreadedWorkers, counts_by_file, file_event, message_count, produce_events
+
+
+def test_gate_holds_at_the_limit_and_releases_at_half_of_it() -> None:
+    gate = Gate(100)
+    assert [gate.update(n) for n in (0, 99, 100, 80, 51, 50, 99, 120)] == [
+        False, False, True, True, True, False, False, True]
+    assert gate.update(None) is False  # cannot measure: never held on a guess
+
+
+def test_gate_with_no_limit_never_holds() -> None:
+    gate = Gate(0)
+    assert gate.update(10**9) is False
+
+
+def test_files_waiting_counts_from_the_commit_or_the_first_retained_offset() -> None:
+    ends = {("t", 0): 100, ("t", 1): 50, ("t", 2): 7}
+    starts = {("t", 0): 0, ("t", 1): 20, ("t", 2): 0}
+    committed = {("t", 0): 90, ("t", 1): -1001, ("t", 2): 7}  # partition 1: the group never committed
+    assert files_waiting(ends, starts, committed) == 10 + 30 + 0
+
+
+def test_the_last_stage_is_never_held_and_the_first_sees_every_later_one() -> None:
+    assert later_stages(STAGES[-1]) == []
+    assert later_stages(STAGES[0]) == list(STAGES[1:])
+    assert Downstream(Settings(stage_max_ahead=5), STAGES[-1]).enabled is False
+    assert Downstream(Settings(stage_max_ahead=5), STAGES[0]).enabled is True
+    assert Downstream(Settings(stage_max_ahead=0), STAGES[0]).enabled is False
+
+
+def test_each_stage_may_describe_exactly_the_later_stages_offsets() -> None:
+    t = Topics("p")
+    got = grants("p")
+    for s in STAGES:
+        described = {g.name for g in got if g.principal == s and g.operation == "describe"
+                     and g.resource in ("topic", "group")}
+        assert described == {t.stage(x) for x in later_stages(s)} | {f"p-{x}" for x in later_stages(s)}, s
+    assert Grant("llm2", "group", "p-stt", "describe") not in got  # never an earlier stage's group
+
+
+def test_an_unreachable_broker_releases_the_stage_with_the_reason() -> None:
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", stage_max_ahead=1,
+                        stage_ahead_check_s=0.5)
+    down = Downstream(settings, "denoise")
+    down.gate.held = True  # held before the broker went away
+    last = down.check()
+    assert last.per_stage is None and last.reason
+    assert down.held is False
+
+
+@pytest.mark.integration
+def test_a_stage_is_held_while_the_next_stages_are_full_and_goes_on_when_they_drain(settings: Settings) -> None:
+    s = settings.model_copy(update={"stage_max_ahead": 40, "stage_ahead_check_s": 0.2, "commit_every_messages": 5})
+    topics = Topics(s.topic_prefix)
+    plan = ["denoise", "ivr", "lid"]
+    evs = [file_event(i, plan) for i in range(600)]
+    produce_events(s, "denoise", evs)
+    out = Collector(s, [topics.done, topics.failed])
+    with ThreadedWorkers(s, ["denoise"]) as first:
+        worker = first.workers[0]
+        assert out.wait(lambda: worker.downstream.held, 60), worker.downstream.last
+        time.sleep(1.0)  # a micro-batch that was running when it was held commits
+        held_at = message_count(s, topics.stage("ivr"))
+        time.sleep(2.0)
+        assert message_count(s, topics.stage("ivr")) == held_at < 600  # nothing new while held
+        ok, detail = worker.health_detail()
+        assert detail["held"] is True and detail["waitingAfter"]["ivr"] >= 40
+        assert worker.metrics.held.labels("denoise")._value.get() == 1
+        with ThreadedWorkers(s, ["ivr", "lid"]):  # the stages after it drain: it goes on, to the last file
+            assert out.wait(lambda: len(out.on(topics.done)) >= 600, 120), len(out.on(topics.done))
+            time.sleep(1.0)
+        assert out.wait(lambda: not worker.downstream.held, 10)
+    out.stop()
+    assert counts_by_file(out.on(topics.done)) == {e["fileId"]: 1 for e in evs}
+    assert out.on(topics.failed) == []
