@@ -3,47 +3,17 @@ real broker; and the pure parts: the gate's hysteresis, the backlog sum, who may
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from cofi.devtools.pipeline import free_port, wait_for
+from cofi.devtools.pipeline import free_port
 from cofi.pipeline.acls import Grant, grants
-from cofi.pipeline.backpressure import TRACKER_QUEUE, Downstream, Gate, files_waiting
-from cofi.pipeline.kafka import consumer_config
+from cofi.pipeline.backpressure import Downstream, Gate, files_waiting
 from cofi.pipeline.stages import STAGES, later_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 from tests.support.harness import Collector, ThreadedWorkers, counts_by_file, file_event, message_count, produce_events
-
-
-class Recorded:
-    """Reads `stage.done` as the tracker's group and commits it, as the tracker does once it recorded a file."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.consumer = Consumer(consumer_config(settings, f"{settings.topic_prefix}-tracker"))
-        self.consumer.subscribe([Topics(settings.topic_prefix).done])
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            got = [m for m in self.consumer.consume(100, 0.2) if m.error() is None]
-            if got:
-                ends = {(m.topic(), m.partition()): m.offset() + 1 for m in got}
-                self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in ends.items()],
-                                     asynchronous=False)
-        self.consumer.close()
-
-    def __enter__(self) -> Recorded:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
 
 
 def test_gate_holds_at_the_limit_and_releases_at_half_of_it() -> None:
@@ -65,14 +35,11 @@ def test_files_waiting_counts_from_the_commit_or_the_first_retained_offset() -> 
     assert files_waiting(ends, starts, committed) == 10 + 30 + 0
 
 
-def test_a_stage_waits_for_every_later_stage_and_the_tracker() -> None:
+def test_the_last_stage_is_never_held_and_the_first_sees_every_later_one() -> None:
     assert later_stages(STAGES[-1]) == []
     assert later_stages(STAGES[0]) == list(STAGES[1:])
-    last = Downstream(Settings(topic_prefix="p", stage_max_ahead=5), STAGES[-1])
-    assert last.enabled and last.queues == {TRACKER_QUEUE: ("p.stage.done", "p-tracker")}
-    first = Downstream(Settings(topic_prefix="p", stage_max_ahead=5), STAGES[0])
-    assert list(first.queues) == [*STAGES[1:], TRACKER_QUEUE]
-    assert first.queues["llm1"] == ("p.stage.llm1", "p-llm1")
+    assert Downstream(Settings(stage_max_ahead=5), STAGES[-1]).enabled is False
+    assert Downstream(Settings(stage_max_ahead=5), STAGES[0]).enabled is True
     assert Downstream(Settings(stage_max_ahead=0), STAGES[0]).enabled is False
 
 
@@ -82,8 +49,7 @@ def test_each_stage_may_describe_exactly_the_later_stages_offsets() -> None:
     for s in STAGES:
         described = {g.name for g in got if g.principal == s and g.operation == "describe"
                      and g.resource in ("topic", "group")}
-        assert described == ({t.stage(x) for x in later_stages(s)} | {f"p-{x}" for x in later_stages(s)}
-                             | {t.done, "p-tracker"}), s
+        assert described == {t.stage(x) for x in later_stages(s)} | {f"p-{x}" for x in later_stages(s)}, s
     assert Grant("llm2", "group", "p-stt", "describe") not in got  # never an earlier stage's group
 
 
@@ -105,9 +71,9 @@ def test_a_stage_is_held_while_the_next_stages_are_full_and_goes_on_when_they_dr
     evs = [file_event(i, plan) for i in range(600)]
     produce_events(s, "denoise", evs)
     out = Collector(s, [topics.done, topics.failed])
-    with ThreadedWorkers(s, ["denoise"]) as first, Recorded(s):  # in place of the tracker: commits what it reads
+    with ThreadedWorkers(s, ["denoise"]) as first:
         worker = first.workers[0]
-        wait_for(lambda: worker.downstream.held, 60, "denoise held", lambda: str(worker.downstream.last))
+        assert out.wait(lambda: worker.downstream.held, 60), worker.downstream.last
         time.sleep(1.0)  # a micro-batch that was running when it was held commits
         held_at = message_count(s, topics.stage("ivr"))
         time.sleep(2.0)
@@ -122,24 +88,3 @@ def test_a_stage_is_held_while_the_next_stages_are_full_and_goes_on_when_they_dr
     out.stop()
     assert counts_by_file(out.on(topics.done)) == {e["fileId"]: 1 for e in evs}
     assert out.on(topics.failed) == []
-
-
-@pytest.mark.integration
-def test_the_last_stage_is_held_while_the_tracker_has_not_recorded_its_files(settings: Settings) -> None:
-    s = settings.model_copy(update={"stage_max_ahead": 30, "stage_ahead_check_s": 0.2, "commit_every_messages": 5})
-    topics = Topics(s.topic_prefix)
-    evs = [file_event(i, ["llm2"]) for i in range(400)]
-    produce_events(s, "llm2", evs)
-    with ThreadedWorkers(s, ["llm2"]) as w:
-        worker = w.workers[0]
-        wait_for(lambda: worker.downstream.held, 60, "llm2 held", lambda: str(worker.downstream.last))
-        time.sleep(1.0)
-        held_at = message_count(s, topics.done)
-        time.sleep(2.0)
-        assert message_count(s, topics.done) == held_at < 400
-        assert worker.health_detail()[1]["waitingAfter"][TRACKER_QUEUE] >= 30
-        with Recorded(s):
-            out = Collector(s, [topics.done])
-            assert out.wait(lambda: len(out.on(topics.done)) >= 400, 120), len(out.on(topics.done))
-            out.stop()
-    assert counts_by_file(out.on(topics.done)) == {e["fileId"]: 1 for e in evs}

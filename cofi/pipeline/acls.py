@@ -3,8 +3,7 @@
 - a stage reads its input topic and the control topic, writes the topics a file can go to next
   (the following stages up to the first mandatory one, `done` when only optional ones follow) and
   `failed`; its consumer group `<prefix>-<stage>` and transactional ids `<prefix>-<stage>-*` are its own;
-  it may describe the later stages' and the tracker's `done` topics and groups (backpressure reads their
-  offsets, not their messages);
+  it may describe the later stages' topics and groups (backpressure reads their offsets, not their messages);
 - the tracker reads every topic and writes the stage topics, `done` and `failed` (intake, resume, reaudit);
 - the submitter (CLI, console, demo) writes only `batch.start` and `batch.control`;
 - `admin` (topics, users, ACLs) is a super user in the broker's configuration, not an ACL.
@@ -71,9 +70,8 @@ def grants(prefix: str) -> list[Grant]:
         s = spec.name
         out += [Grant(s, "topic", t.stage(s), "read"), Grant(s, "topic", t.batch_control, "read"),
                 Grant(s, "group", f"{prefix}-{s}", "read"), Grant(s, "group", f"{prefix}-control-watch", "read")]
-        # backpressure reads how many files wait for the later stages and the tracker (offsets, no messages)
-        for topic, group in [*((t.stage(x), f"{prefix}-{x}") for x in later_stages(s)), (t.done, f"{prefix}-{TRACKER}")]:
-            out += [Grant(s, "topic", topic, "describe"), Grant(s, "group", group, "describe")]
+        for later in later_stages(s):  # backpressure reads how many files wait for them (offsets, no messages)
+            out += [Grant(s, "topic", t.stage(later), "describe"), Grant(s, "group", f"{prefix}-{later}", "describe")]
         producer(s, [t.stage(n) for n in next_topics(s)] + [t.failed])
     out += [Grant(TRACKER, "topic", topic, "read") for topic in t.all()]
     out.append(Grant(TRACKER, "group", f"{prefix}-{TRACKER}", "read"))

@@ -6,13 +6,11 @@ minutes, a batch cancelled half-way has had every file cleaned and trimmed for n
 node the fast stages take the CPU the slow ones need. With it a file enters a stage about when one
 leaves the stages after it, so the time per 10,000 files stays flat and the ETA means something.
 
-The backlog is read from Kafka offsets: for every later stage, and for the tracker on `stage.done`
-(a verdict counts once it is recorded), the topic's last stable offsets minus the consumer group's
-committed offsets. A thread reads it every STAGE_AHEAD_CHECK_S. When it cannot (broker down, no ACL),
-the stage is not held: backpressure slows a pipeline, it never stops one. The tracker is never held, so a
-running pipeline always drains; a service that is not running at all holds the stages before it once
-STAGE_MAX_AHEAD files wait for it (its /healthz and log say which). Offsets count messages, and a
-transaction's commit marker takes one too: a slow stage committing every file counts about double.
+The backlog is read from Kafka, not from the tracker (the stages never depend on it): for every later
+stage, its topic's last stable offsets minus its consumer group's committed offsets. A thread reads it
+every STAGE_AHEAD_CHECK_S. When it cannot (broker down, no ACL), the stage is not held: backpressure
+slows a pipeline, it never stops one. The last stage is never held, so a running pipeline always drains;
+a later stage with no worker at all holds the ones before it once STAGE_MAX_AHEAD files wait for it.
 """
 
 from __future__ import annotations
@@ -23,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cofi.pipeline.kafka import client_config
-from cofi.pipeline.stages import DONE, later_stages
+from cofi.pipeline.stages import later_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
-
-TRACKER_QUEUE = "tracker"  # the files done by every stage, not yet recorded
 
 
 @dataclass
@@ -87,11 +83,8 @@ class Downstream:
         self.settings = settings
         self.stage = stage
         self.topics = Topics(settings.topic_prefix)
-        prefix = settings.topic_prefix
-        # who reads what after this stage: name -> (topic, consumer group)
-        self.queues = {**{s: (self.topics.stage(s), f"{prefix}-{s}") for s in later_stages(stage)},
-                       TRACKER_QUEUE: (self.topics.stage(DONE), f"{prefix}-tracker")}
-        self.gate = Gate(settings.stage_max_ahead)
+        self.later = later_stages(stage)
+        self.gate = Gate(settings.stage_max_ahead if self.later else 0)
         self.last = Backlog()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backpressure", daemon=True)
@@ -152,7 +145,7 @@ class Downstream:
         from confluent_kafka.admin import OffsetSpec
 
         admin, timeout = self._client(), max(2.0, 3 * self.settings.stage_ahead_check_s)
-        names = {s: topic for s, (topic, _) in self.queues.items()}
+        names = {s: self.topics.stage(s) for s in self.later}
         meta = admin.list_topics(timeout=timeout).topics
         unseen = [t for t in names.values() if t not in meta]
         if unseen:  # not counted as empty: a stage it cannot see might be full
@@ -165,7 +158,7 @@ class Downstream:
                                     isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout)
         starts_f = admin.list_offsets({tp: OffsetSpec.earliest() for tp in every}, request_timeout=timeout)
         groups_f = {s: admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(self.queues[s][1], tps)], request_timeout=timeout)
+            [ConsumerGroupTopicPartitions(f"{self.settings.topic_prefix}-{s}", tps)], request_timeout=timeout)
             for s, tps in parts.items()}
 
         def key(tp: Any) -> tuple[str, int]:

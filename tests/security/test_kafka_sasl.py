@@ -18,7 +18,7 @@ from cofi.errors import AdminError, CliError, KafkaUnavailable
 from cofi.ops.admin import delete_topics, ensure_topics, kafka_security
 from cofi.ops.cli.sender import send_event
 from cofi.pipeline.acls import SUBMITTER, next_topics
-from cofi.pipeline.backpressure import TRACKER_QUEUE, Downstream
+from cofi.pipeline.backpressure import Downstream
 from cofi.pipeline.kafka import make_producer
 from cofi.pipeline.stages import later_stages
 from cofi.pipeline.topics import Topics
@@ -124,6 +124,6 @@ def test_no_stage_principal_nor_the_tracker_can_submit_a_batch(broker: SecureKaf
 
 def test_a_stage_principal_reads_the_backlog_after_it_and_nothing_before_it(broker: SecureKafka, prefix: str) -> None:
     mine = Downstream(broker.settings("stt", topic_prefix=prefix, stage_max_ahead=10), "stt").check()
-    assert mine.per_stage == dict.fromkeys([*later_stages("stt"), TRACKER_QUEUE], 0), mine.reason
+    assert mine.per_stage == dict.fromkeys(later_stages("stt"), 0), mine.reason
     theirs = Downstream(broker.settings("llm1", topic_prefix=prefix, stage_max_ahead=10), "denoise").check()
     assert theirs.per_stage is None and "not visible" in theirs.reason
