@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cofi.devtools.pipeline import free_port
+from cofi.devtools.pipeline import free_port, wait_for
 from cofi.pipeline.acls import Grant, grants
 from cofi.pipeline.backpressure import Downstream, Gate, files_waiting
 from cofi.pipeline.stages import STAGES, later_stages
@@ -73,7 +73,7 @@ def test_a_stage_is_held_while_the_next_stages_are_full_and_goes_on_when_they_dr
     out = Collector(s, [topics.done, topics.failed])
     with ThreadedWorkers(s, ["denoise"]) as first:
         worker = first.workers[0]
-        assert out.wait(lambda: worker.downstream.held, 60), worker.downstream.last
+        wait_for(lambda: worker.downstream.held, 60, "denoise held", lambda: str(worker.downstream.last))
         time.sleep(1.0)  # a micro-batch that was running when it was held commits
         held_at = message_count(s, topics.stage("ivr"))
         time.sleep(2.0)

@@ -11,6 +11,9 @@ stage, its topic's last stable offsets minus its consumer group's committed offs
 every STAGE_AHEAD_CHECK_S. When it cannot (broker down, no ACL), the stage is not held: backpressure
 slows a pipeline, it never stops one. The last stage is never held, so a running pipeline always drains;
 a later stage with no worker at all holds the ones before it once STAGE_MAX_AHEAD files wait for it.
+The tracker's backlog is not counted: a database outage (maintenance, a failover) must not idle the GPU
+stages; their results wait in Kafka until the tracker records them. Offsets count messages, and a
+transaction's commit marker takes one too: after a slow stage that commits every file, about double.
 """
 
 from __future__ import annotations
