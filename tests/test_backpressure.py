@@ -9,7 +9,7 @@ import pytest
 
 from cofi.devtools.pipeline import free_port, wait_for
 from cofi.pipeline.acls import Grant, grants
-from cofi.pipeline.backpressure import Downstream, Gate, files_waiting
+from cofi.pipeline.backpressure import Backlog, Downstream, Gate, files_waiting
 from cofi.pipeline.stages import STAGES, later_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
@@ -88,3 +88,8 @@ def test_a_stage_is_held_while_the_next_stages_are_full_and_goes_on_when_they_dr
     out.stop()
     assert counts_by_file(out.on(topics.done)) == {e["fileId"]: 1 for e in evs}
     assert out.on(topics.failed) == []
+
+
+def test_the_busiest_later_stage_is_named() -> None:
+    assert Backlog({"stt": 1902, "llm1": 12}).busiest() == "stt (1,902 files)"
+    assert Backlog(None, reason="down").busiest() == "" and Backlog(None).total is None

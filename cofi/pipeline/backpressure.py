@@ -73,10 +73,11 @@ class Backlog:
 
     def busiest(self) -> str:
         """'stt (1,234 files)': the later stage with the most files waiting, for logs and /healthz."""
-        if not self.per_stage:
+        waiting = self.per_stage
+        if not waiting:
             return ""
-        name = max(self.per_stage, key=lambda s: self.per_stage[s] if self.per_stage else 0)
-        return f"{name} ({self.per_stage[name]:,} files)"
+        name = max(waiting, key=waiting.__getitem__)
+        return f"{name} ({waiting[name]:,} files)"
 
 
 class Downstream:
