@@ -81,9 +81,9 @@ class Settings(_StageDeadlines):
     shutdown_grace_s: float = 30.0
     engine_health_interval_s: float = Field(5.0, description="how often /healthz asks the engine (cached in between)")
     passthrough_delay_ms: int = 0
-    stage_max_ahead: int = Field(2000, ge=0, description="backpressure: a stage takes no new files while this many wait in "
-                                 "the stages after it (Kafka offsets; 0 = never held, cofi.pipeline.backpressure)")
-    stage_ahead_check_s: float = Field(1.0, gt=0, description="how often a stage reads the backlog after it")
+    stage_max_ahead: int = Field(2000, ge=0, description="backpressure: a stage takes no new files while a stage it hands "
+                                 "files to has this many waiting (Kafka offsets; 0 = never held, cofi.pipeline.backpressure)")
+    stage_ahead_check_s: float = Field(1.0, gt=0, description="how often a stage reads the next stages' backlog")
     commit_every_messages: int = 100
     commit_every_ms: int = 500
     max_attempts: int = 3

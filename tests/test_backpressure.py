@@ -10,7 +10,7 @@ import pytest
 from cofi.devtools.pipeline import free_port, wait_for
 from cofi.pipeline.acls import Grant, grants
 from cofi.pipeline.backpressure import Backlog, Downstream, Gate, files_waiting
-from cofi.pipeline.stages import STAGES, later_stages
+from cofi.pipeline.stages import DONE, STAGES, next_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 from tests.support.harness import Collector, ThreadedWorkers, counts_by_file, file_event, message_count, produce_events
@@ -35,21 +35,31 @@ def test_files_waiting_counts_from_the_commit_or_the_first_retained_offset() -> 
     assert files_waiting(ends, starts, committed) == 10 + 30 + 0
 
 
-def test_the_last_stage_is_never_held_and_the_first_sees_every_later_one() -> None:
-    assert later_stages(STAGES[-1]) == []
-    assert later_stages(STAGES[0]) == list(STAGES[1:])
-    assert Downstream(Settings(stage_max_ahead=5), STAGES[-1]).enabled is False
+def test_a_stage_waits_for_the_stages_it_hands_files_to_and_the_last_one_never() -> None:
+    assert next_stages("denoise") == ["ivr", "lid"]  # ivr may be skipped, lid may not
+    assert next_stages("stt") == ["redact", "llm1", "llm2", DONE]  # only optional ones follow
+    assert next_stages(STAGES[-1]) == [DONE]
+    assert Downstream(Settings(stage_max_ahead=5), "stt").next == ["redact", "llm1", "llm2"]
+    assert Downstream(Settings(stage_max_ahead=5), STAGES[-1]).enabled is False  # the tracker is not counted
     assert Downstream(Settings(stage_max_ahead=5), STAGES[0]).enabled is True
     assert Downstream(Settings(stage_max_ahead=0), STAGES[0]).enabled is False
 
 
-def test_each_stage_may_describe_exactly_the_later_stages_offsets() -> None:
+def test_the_fullest_next_stage_holds_not_the_sum() -> None:
+    gate = Gate(100)
+    healthy = Backlog({"redact": 0, "llm1": 60, "llm2": 70})  # 130 in flight, none of them full
+    assert gate.update(healthy.fullest) is False
+    assert gate.update(Backlog({"redact": 0, "llm1": 100, "llm2": 3}).fullest) is True
+
+
+def test_each_stage_may_describe_exactly_the_groups_of_the_stages_it_writes_to() -> None:
     t = Topics("p")
     got = grants("p")
     for s in STAGES:
-        described = {g.name for g in got if g.principal == s and g.operation == "describe"
-                     and g.resource in ("topic", "group")}
-        assert described == {t.stage(x) for x in later_stages(s)} | {f"p-{x}" for x in later_stages(s)}, s
+        described = {g.name for g in got if g.principal == s and g.operation == "describe" and g.resource == "group"}
+        assert described == {f"p-{x}" for x in next_stages(s) if x != DONE}, s
+        written = {g.name for g in got if g.principal == s and g.operation == "write" and g.resource == "topic"}
+        assert {t.stage(x) for x in next_stages(s)} <= written, s  # WRITE implies DESCRIBE: their offsets
     assert Grant("llm2", "group", "p-stt", "describe") not in got  # never an earlier stage's group
 
 
@@ -79,7 +89,7 @@ def test_a_stage_is_held_while_the_next_stages_are_full_and_goes_on_when_they_dr
         time.sleep(2.0)
         assert message_count(s, topics.stage("ivr")) == held_at < 600  # nothing new while held
         ok, detail = worker.health_detail()
-        assert detail["held"] is True and detail["waitingAfter"]["ivr"] >= 40
+        assert detail["held"] is True and detail["waitingNext"]["ivr"] >= 40
         assert worker.metrics.held.labels("denoise")._value.get() == 1
         with ThreadedWorkers(s, ["ivr", "lid"]):  # the stages after it drain: it goes on, to the last file
             assert out.wait(lambda: len(out.on(topics.done)) >= 600, 120), len(out.on(topics.done))
@@ -90,6 +100,7 @@ def test_a_stage_is_held_while_the_next_stages_are_full_and_goes_on_when_they_dr
     assert out.on(topics.failed) == []
 
 
-def test_the_busiest_later_stage_is_named() -> None:
+def test_the_fullest_next_stage_is_named() -> None:
     assert Backlog({"stt": 1902, "llm1": 12}).busiest() == "stt (1,902 files)"
-    assert Backlog(None, reason="down").busiest() == "" and Backlog(None).total is None
+    assert Backlog(None, reason="down").busiest() == "" and Backlog(None).fullest is None
+    assert Backlog({}).fullest == 0

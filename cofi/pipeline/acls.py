@@ -3,7 +3,7 @@
 - a stage reads its input topic and the control topic, writes the topics a file can go to next
   (the following stages up to the first mandatory one, `done` when only optional ones follow) and
   `failed`; its consumer group `<prefix>-<stage>` and transactional ids `<prefix>-<stage>-*` are its own;
-  it may describe the later stages' topics and groups (backpressure reads their offsets, not their messages);
+  it may describe the groups of the stages it writes to (backpressure reads their offsets, not their messages);
 - the tracker reads every topic and writes the stage topics, `done` and `failed` (intake, resume, reaudit);
 - the submitter (CLI, console, demo) writes only `batch.start` and `batch.control`;
 - `admin` (topics, users, ACLs) is a super user in the broker's configuration, not an ACL.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cofi.errors import AdminError
-from cofi.pipeline.stages import DONE, REGISTRY, STAGES, later_stages
+from cofi.pipeline.stages import REGISTRY, STAGES, next_stages
 from cofi.pipeline.topics import Topics
 from cofi.secretfile import secret_in
 
@@ -33,16 +33,6 @@ SCRAM_ITERATIONS = 8192
 def principals() -> list[str]:
     """Every cofi principal that gets a SCRAM user (admin's is made when the broker's storage is formatted)."""
     return [TRACKER, *STAGES, SUBMITTER]
-
-
-def next_topics(stage: str) -> list[str]:
-    """Stage names (and DONE) a file may go to after `stage`, whatever optional stages a batch skips."""
-    out: list[str] = []
-    for spec in REGISTRY[STAGES.index(stage) + 1:]:
-        out.append(spec.name)
-        if not spec.optional:
-            return out
-    return [*out, DONE]
 
 
 @dataclass(frozen=True)
@@ -70,9 +60,9 @@ def grants(prefix: str) -> list[Grant]:
         s = spec.name
         out += [Grant(s, "topic", t.stage(s), "read"), Grant(s, "topic", t.batch_control, "read"),
                 Grant(s, "group", f"{prefix}-{s}", "read"), Grant(s, "group", f"{prefix}-control-watch", "read")]
-        for later in later_stages(s):  # backpressure reads how many files wait for them (offsets, no messages)
-            out += [Grant(s, "topic", t.stage(later), "describe"), Grant(s, "group", f"{prefix}-{later}", "describe")]
-        producer(s, [t.stage(n) for n in next_topics(s)] + [t.failed])
+        # backpressure reads how many files wait for the stages it hands files to (their groups' offsets)
+        out += [Grant(s, "group", f"{prefix}-{n}", "describe") for n in next_stages(s) if n in STAGES]
+        producer(s, [t.stage(n) for n in next_stages(s)] + [t.failed])
     out += [Grant(TRACKER, "topic", topic, "read") for topic in t.all()]
     out.append(Grant(TRACKER, "group", f"{prefix}-{TRACKER}", "read"))
     producer(TRACKER, [*(t.stage(s) for s in STAGES), t.done, t.failed])

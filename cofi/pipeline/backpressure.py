@@ -1,19 +1,26 @@
-"""Backpressure: a stage takes no new files while STAGE_MAX_AHEAD files wait in the stages after it.
+"""Backpressure: a stage takes no new files while a stage it hands files to has STAGE_MAX_AHEAD waiting.
 
 Without it the fast stages race through a 100,000-file batch while the slow ones (STT, the LLM) are
 still at its start: verdicts come in a burst at the end instead of at a steady rate from the first
 minutes, a batch cancelled half-way has had every file cleaned and trimmed for nothing, and on a shared
-node the fast stages take the CPU the slow ones need. With it a file enters a stage about when one
-leaves the stages after it, so the time per 10,000 files stays flat and the ETA means something.
+node the fast stages take the CPU the slow ones need. With it a stage goes at the pace of the slowest
+one after it, the time per 10,000 files stays flat and the ETA means something.
 
-The backlog is read from Kafka, not from the tracker (the stages never depend on it): for every later
-stage, its topic's last stable offsets minus its consumer group's committed offsets. A thread reads it
-every STAGE_AHEAD_CHECK_S. When it cannot (broker down, no ACL), the stage is not held: backpressure
-slows a pipeline, it never stops one. The last stage is never held, so a running pipeline always drains;
-a later stage with no worker at all holds the ones before it once STAGE_MAX_AHEAD files wait for it.
-The tracker's backlog is not counted: a database outage (maintenance, a failover) must not idle the GPU
-stages; their results wait in Kafka until the tracker records them. Offsets count messages, and a
-transaction's commit marker takes one too: after a slow stage that commits every file, about double.
+What is measured: for each stage this one writes to (the next ones up to the first mandatory one), the
+files on its topic that its consumer group has not committed (last stable offsets minus committed
+offsets), read from Kafka every STAGE_AHEAD_CHECK_S by a thread; the stage is held while the fullest
+of them has STAGE_MAX_AHEAD and released at half of it. The wait propagates stage by stage (a slow STT
+fills its topic, holds LID, whose topic fills and holds IVR, ...), so at most about STAGE_MAX_AHEAD
+files wait per stage, whatever the number of stages (a sum over every later stage would count the
+files every healthy stage has in flight and hold a pipeline that is not slow anywhere).
+
+- It never stops a pipeline: when the offsets cannot be read (broker down, no ACL) the stage is
+  released; the last stage hands files to the tracker only, which is not counted (a database outage
+  must not idle the GPU stages: their results wait in Kafka until the tracker records them), so a
+  running pipeline always drains. A stage with no worker at all holds the one before it once its topic
+  has STAGE_MAX_AHEAD files; the log and /healthz say which.
+- Offsets count messages, and a transaction's commit marker takes one too: after a slow stage that
+  commits every file, about double the files.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cofi.pipeline.kafka import client_config
-from cofi.pipeline.stages import later_stages
+from cofi.pipeline.stages import STAGES, next_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 
@@ -33,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Gate:
-    """Hold at `limit` files waiting ahead, release at half of it (so a stage does not flap on every check)."""
+    """Hold at `limit` files waiting, release at half of it (so a stage does not flap on every check)."""
 
     limit: int
     held: bool = False
@@ -61,18 +68,19 @@ def files_waiting(ends: dict[Any, int], starts: dict[Any, int], committed: dict[
 
 @dataclass
 class Backlog:
-    """The last measurement: files waiting per later stage, None while it cannot be read."""
+    """The last measurement: files waiting per next stage, None while it cannot be read."""
 
     per_stage: dict[str, int] | None = None
     reason: str = ""
     checks: int = field(default=0)
 
     @property
-    def total(self) -> int | None:
-        return None if self.per_stage is None else sum(self.per_stage.values())
+    def fullest(self) -> int | None:
+        """The most files waiting at one of the next stages (what holds the stage)."""
+        return None if self.per_stage is None else max(self.per_stage.values(), default=0)
 
     def busiest(self) -> str:
-        """'stt (1,234 files)': the later stage with the most files waiting, for logs and /healthz."""
+        """'stt (1,234 files)': the next stage with the most files waiting, for logs."""
         waiting = self.per_stage
         if not waiting:
             return ""
@@ -81,14 +89,14 @@ class Backlog:
 
 
 class Downstream:
-    """Measures the later stages' backlog in a background thread and says whether this stage is held."""
+    """Measures the next stages' backlog in a background thread and says whether this stage is held."""
 
     def __init__(self, settings: Settings, stage: str) -> None:
         self.settings = settings
         self.stage = stage
         self.topics = Topics(settings.topic_prefix)
-        self.later = later_stages(stage)
-        self.gate = Gate(settings.stage_max_ahead if self.later else 0)
+        self.next = [s for s in next_stages(stage) if s in STAGES]  # not DONE: the tracker is not counted
+        self.gate = Gate(settings.stage_max_ahead if self.next else 0)
         self.last = Backlog()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backpressure", daemon=True)
@@ -118,17 +126,16 @@ class Downstream:
             self.last = Backlog(self._measure(), checks=self.last.checks + 1)
         except Exception as exc:  # noqa: BLE001 - a failed measurement releases the stage, never stops it
             if self.last.per_stage is not None or not self.last.reason:
-                log.warning("%s: cannot read the backlog of the stages after it (%s); not held meanwhile",
+                log.warning("%s: cannot read the backlog of the next stages (%s); not held meanwhile",
                             self.stage, exc)
             self.last = Backlog(None, reason=str(exc), checks=self.last.checks + 1)
-        held = self.gate.update(self.last.total)
+        held = self.gate.update(self.last.fullest)
         if held != was:
             if held:
-                log.info("%s: held: %s files wait in the stages after it (STAGE_MAX_AHEAD=%d), most at %s",
-                         self.stage, f"{self.last.total:,}", self.gate.limit, self.last.busiest())
+                log.info("%s: held: files wait at %s (STAGE_MAX_AHEAD=%d)", self.stage, self.last.busiest(),
+                         self.gate.limit)
             else:
-                log.info("%s: released: %s files wait after it", self.stage,
-                         "?" if self.last.total is None else f"{self.last.total:,}")
+                log.info("%s: released: %s", self.stage, self.last.busiest() or self.last.reason)
         return self.last
 
     def _run(self) -> None:
@@ -149,7 +156,7 @@ class Downstream:
         from confluent_kafka.admin import OffsetSpec
 
         admin, timeout = self._client(), max(2.0, 3 * self.settings.stage_ahead_check_s)
-        names = {s: self.topics.stage(s) for s in self.later}
+        names = {s: self.topics.stage(s) for s in self.next}
         meta = admin.list_topics(timeout=timeout).topics
         unseen = [t for t in names.values() if t not in meta]
         if unseen:  # not counted as empty: a stage it cannot see might be full

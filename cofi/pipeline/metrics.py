@@ -25,8 +25,8 @@ class StageMetrics:
                                  buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
                                  registry=self.registry)
         self.inflight = Gauge("cofi_stage_inflight", "Files being processed now", ["stage"], registry=self.registry)
-        self.held = Gauge("cofi_stage_held", "1 while the stage takes no new files: STAGE_MAX_AHEAD files wait "
-                          "in the stages after it (backpressure)", ["stage"], registry=self.registry)
+        self.held = Gauge("cofi_stage_held", "1 while the stage takes no new files: a stage it hands files to has "
+                          "STAGE_MAX_AHEAD waiting (backpressure)", ["stage"], registry=self.registry)
         self.retries = Counter("cofi_stage_retries", "Transient errors retried", ["stage"], registry=self.registry)
         self.transactions = Counter("cofi_stage_transactions", "Kafka transactions by result",
                                     ["stage", "result"], registry=self.registry)

@@ -102,9 +102,15 @@ def order(name: str) -> int:
     return _BY_NAME[name].order if name in _BY_NAME else -1
 
 
-def later_stages(name: str) -> list[str]:
-    """Every stage after `name`: a file may go to any of them, whatever stages its batch skips."""
-    return list(STAGES[_BY_NAME[name].order + 1:])
+def next_stages(name: str) -> list[str]:
+    """The stages (and DONE) a file may go to right after `name`, whatever optional stages its batch skips:
+    the following ones up to the first mandatory one, DONE when only optional ones follow."""
+    out: list[str] = []
+    for spec in REGISTRY[_BY_NAME[name].order + 1:]:
+        out.append(spec.name)
+        if not spec.optional:
+            return out
+    return [*out, DONE]
 
 
 def results_of(event: dict[str, Any]) -> Any:

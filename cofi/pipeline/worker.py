@@ -74,7 +74,7 @@ class StageWorker(ServiceLoop):
         self.carry: list[InFlight] = []  # still running (or behind one that is) from the last micro-batch
         self.processed_total = 0
         self.cancels = CancelWatcher(settings, self.codec)
-        self.downstream = Downstream(settings, stage)  # STAGE_MAX_AHEAD: no new files while the next stages are full
+        self.downstream = Downstream(settings, stage)  # STAGE_MAX_AHEAD: no new files while a next stage is full
         self.holding = False  # its partitions are paused by the downstream backlog
         self.artifacts = ArtifactSync(settings)  # ARTIFACT_STORE: a shared filesystem, or S3 around each engine call
         self.engine_health = CachedHealth(self._health, settings.engine_health_interval_s)
@@ -95,9 +95,9 @@ class StageWorker(ServiceLoop):
         ok, reason = self.engine_health.last
         detail = {"stage": self.stage, "engine": self.engine.name, "assigned": len(self.assigned),
                   "processed": self.processed_total, "abandoned": self.pool.abandoned}
-        if self.downstream.enabled:  # held is healthy: the stages after it are busy, not this one broken
+        if self.downstream.enabled:  # held is healthy: the next stages are busy, not this one broken
             detail["held"] = self.downstream.held
-            detail["waitingAfter"] = self.downstream.last.per_stage
+            detail["waitingNext"] = self.downstream.last.per_stage
         hung = self.pool.hung()
         if ok and hung:
             ok, reason = False, hung

@@ -17,10 +17,10 @@ from cofi.devtools.pipeline import Pipeline
 from cofi.errors import AdminError, CliError, KafkaUnavailable
 from cofi.ops.admin import delete_topics, ensure_topics, kafka_security
 from cofi.ops.cli.sender import send_event
-from cofi.pipeline.acls import SUBMITTER, next_topics
+from cofi.pipeline.acls import SUBMITTER
 from cofi.pipeline.backpressure import Downstream
 from cofi.pipeline.kafka import make_producer
-from cofi.pipeline.stages import later_stages
+from cofi.pipeline.stages import DONE, next_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
 from tests.support.harness import message_count
@@ -103,7 +103,7 @@ def test_a_client_without_the_right_credentials_is_refused_with_a_clear_reason(
 
 def test_the_denoise_principal_cannot_write_the_done_topic(broker: SecureKafka, prefix: str) -> None:
     topics = Topics(prefix)
-    assert "done" not in next_topics("denoise")
+    assert DONE not in next_stages("denoise")
     err = _produce_error(broker.settings("denoise", topic_prefix=prefix), topics.done)
     assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, err
     assert _produce_error(broker.settings("denoise", topic_prefix=prefix), topics.stage("ivr")) is None
@@ -122,8 +122,8 @@ def test_no_stage_principal_nor_the_tracker_can_submit_a_batch(broker: SecureKaf
     assert message_count(broker.settings(topic_prefix=prefix), topics.batch_control) == 0
 
 
-def test_a_stage_principal_reads_the_backlog_after_it_and_nothing_before_it(broker: SecureKafka, prefix: str) -> None:
+def test_a_stage_principal_reads_the_backlog_of_the_stages_it_writes_to_and_no_other(broker: SecureKafka, prefix: str) -> None:
     mine = Downstream(broker.settings("stt", topic_prefix=prefix, stage_max_ahead=10), "stt").check()
-    assert mine.per_stage == dict.fromkeys(later_stages("stt"), 0), mine.reason
+    assert mine.per_stage == {"redact": 0, "llm1": 0, "llm2": 0}, mine.reason
     theirs = Downstream(broker.settings("llm1", topic_prefix=prefix, stage_max_ahead=10), "denoise").check()
     assert theirs.per_stage is None and "not visible" in theirs.reason
