@@ -14,6 +14,8 @@ ceiling: the CPU all processes and local servers spent per file, so the most fil
     .venv/bin/python -m bench.throughput --files 10000
     .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw
     .venv/bin/python -m bench.throughput --files 100000 --no-relay --no-db-raw --delay-ms 4   # stage-paced
+    .venv/bin/python -m bench.throughput --files 30000 --no-relay --no-db-raw --delay-ms 4 --slow-stage stt
+    STAGE_MAX_AHEAD=0 .venv/bin/python -m bench.throughput ...   # the same without backpressure
     .venv/bin/python -m bench.throughput --files 10000 --security-cost --rounds 3   # PLAINTEXT vs SASL_SSL + ACLs
 
 `--security-cost` runs the same batch on two private brokers started by scripts/kafka.sh (same heap,
@@ -124,6 +126,7 @@ class Progress:
     marks: list[float] = field(default_factory=list)
     cpu_marks: list[float] = field(default_factory=list)  # the tracker's CPU seconds: at the start, at each mark
     stage_marks: dict[str, list[float]] = field(default_factory=dict)
+    ahead: int = 0  # most files the first stage had finished and the last not yet (work in progress)
 
     def sample(self, db: Engine) -> str | None:
         with db.connect() as c:
@@ -135,6 +138,7 @@ class Progress:
         while row[1] >= STEP * (len(self.marks) + 1):
             self.marks.append(now)
             self.cpu_marks.append(proc_figures(self.tracker_pid)[1])
+        self.ahead = max(self.ahead, int(counts.get(f"done:{PLAN[0]}", 0)) - int(counts.get(f"done:{PLAN[-1]}", 0)))
         for s in PLAN:
             marks = self.stage_marks.setdefault(s, [])
             while int(counts.get(f"done:{s}", 0)) >= STEP * (len(marks) + 1):
@@ -179,10 +183,12 @@ def spread(steps: list[float]) -> str:
 
 
 def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: float,
-                 kafka_secrets: Path | None = None, submitter: Settings | None = None, delay_ms: int = 0) -> dict:
+                 kafka_secrets: Path | None = None, submitter: Settings | None = None, delay_ms: int = 0,
+                 slow: str | None = None) -> dict:
     """The batch through the tracker and six passthrough stages; `kafka_secrets`: every service logs in as its
     own principal (`settings` are then the admin's, `submitter` the CLI's); `delay_ms`: each stage's engine
-    takes that long per file (the stages, not the tracker, set the pace, as real engines do)."""
+    takes that long per file (the stages, not the tracker, set the pace, as real engines do); `slow`: only
+    that stage does (the others run ahead of it as far as backpressure lets them)."""
     manifest = work / "manifest.csv"
     with open(manifest, "w", newline="") as f:
         w = csv.writer(f)
@@ -190,7 +196,7 @@ def run_pipeline(settings: Settings, work: Path, url: str, n: int, timeout: floa
         for i in range(n):
             w.writerow([f"/calls/call{i:06d}.wav", f"C{i % 97}"])
     port = free_port()
-    env = {"tracker": {"METRICS_PORT": str(port)}, **{s: {"PASSTHROUGH_DELAY_MS": str(delay_ms)} for s in PLAN if delay_ms}}
+    env = {"tracker": {"METRICS_PORT": str(port)}, **{s: {"PASSTHROUGH_DELAY_MS": str(delay_ms)} for s in PLAN if delay_ms and slow in (None, s)}}
     with Pipeline(settings, work, env, kafka_secrets=kafka_secrets) as pipe:
         pipe.start()
         pipe.wait_started(120)
@@ -289,6 +295,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--delay-ms", type=int, default=0,
                     help="each stage's engine takes this long per file (a stage sets the pace, not the tracker)")
+    ap.add_argument("--slow-stage", choices=PLAN, help="--delay-ms in this stage only (backpressure holds the ones before it)")
     ap.add_argument("--no-relay", action="store_true", help="skip the raw broker relay")
     ap.add_argument("--no-db-raw", action="store_true", help="skip the plain INSERT/UPDATE loop")
     ap.add_argument("--security-cost", action="store_true", help="PLAINTEXT vs SASL_SSL on private brokers")
@@ -302,7 +309,7 @@ def main() -> None:
                     topic_replication=args.replication)
     with fresh_run(base, args.db, args.progress_interval) as (settings, url, work):
         relay = {} if args.no_relay else {eos: run_relay(settings, n, eos=eos) for eos in (True, False)}
-        run = run_pipeline(settings, work, url, n, args.timeout, delay_ms=args.delay_ms)
+        run = run_pipeline(settings, work, url, n, args.timeout, delay_ms=args.delay_ms, slow=args.slow_stage)
         db: Engine = run["db"]
         rate = n / run["elapsed"]
         with db.connect() as c:
@@ -311,10 +318,14 @@ def main() -> None:
             connections = c.execute(text("SHOW STATUS LIKE 'Threads_connected'")).all()[0][1]
         m = run["metrics"]
         stored = stored_rows(db, BATCH)
-        delay = f", {args.delay_ms} ms per file in each stage" if args.delay_ms else ""
+        where = f"in {args.slow_stage}" if args.slow_stage else "in each stage"
+        delay = f", {args.delay_ms} ms per file {where}" if args.delay_ms else ""
+        ahead = os.environ.get("STAGE_MAX_AHEAD", str(settings.stage_max_ahead))
         print(f"files                   {n:,} in one batch ({run['status']}); passthrough engines (plumbing only{delay}); "
               f"{args.partitions} partitions, replication {args.replication}")
         print(f"pipeline                {run['elapsed']:.1f} s, {rate:.0f} files/s through 6 stages + tracker")
+        print(f"work in progress        at most {run['progress'].ahead:,} files done by {PLAN[0]} and not yet by "
+              f"{PLAN[-1]} (as the tracker recorded them; STAGE_MAX_AHEAD={ahead})")
         for eos, raw in relay.items():
             kind = "exactly-once relay" if eos else "plain relay       "
             print(f"raw broker, {kind} {raw:.0f} files/s through the same 7 hops, same sizes, just before;"

@@ -104,3 +104,12 @@ def test_the_fullest_next_stage_is_named() -> None:
     assert Backlog({"stt": 1902, "llm1": 12}).busiest() == "stt (1,902 files)"
     assert Backlog(None, reason="down").busiest() == "" and Backlog(None).fullest is None
     assert Backlog({}).fullest == 0
+
+
+def test_files_sent_since_the_last_measurement_count_as_waiting() -> None:
+    down = Downstream(Settings(stage_max_ahead=100), "denoise")
+    down.last = Backlog({"ivr": 40, "lid": 0})
+    down.sent(30)
+    assert not down.held  # about 70 wait
+    down.sent(30)
+    assert down.held  # about 100: held before the next measurement says so

@@ -283,6 +283,7 @@ class StageWorker(ServiceLoop):
             return
         self.metrics.transactions.labels(self.stage, "committed").inc()
         self.processed_total += len(keep)
+        self.downstream.sent(len(keep))
         for h in keep:
             self.metrics.files.labels(self.stage, self.engine.name, h.outcome).inc()
 
