@@ -7,8 +7,7 @@ node the fast stages take the CPU the slow ones need. With it a stage goes at th
 one after it, the time per 10,000 files stays flat and the ETA means something.
 
 What is measured: for each stage this one writes to (the next ones up to the first mandatory one), the
-files on its topic that its consumer group has not committed (last stable offsets minus committed
-offsets), read from Kafka every STAGE_AHEAD_CHECK_S by a thread; the stage is held while the fullest
+files on its topic that its consumer group has not committed (high watermarks minus committed offsets), read from Kafka every STAGE_AHEAD_CHECK_S by a thread; the stage is held while the fullest
 of them has STAGE_MAX_AHEAD and released at half of it. The wait propagates stage by stage (a slow STT
 fills its topic, holds LID, whose topic fills and holds IVR, ...), so at most about STAGE_MAX_AHEAD
 files wait per stage, whatever the number of stages (a sum over every later stage would count the
@@ -30,7 +29,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from cofi.pipeline.kafka import client_config
+from cofi.pipeline.kafka import consumer_config
 from cofi.pipeline.stages import STAGES, next_stages
 from cofi.pipeline.topics import Topics
 from cofi.settings import Settings
@@ -100,7 +99,7 @@ class Downstream:
         self.last = Backlog()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="backpressure", daemon=True)
-        self._admin: Any = None
+        self._readers: dict[str, Any] = {}  # consumer group -> a consumer that only reads its offsets
         self._sent = self._sent_at_check = 0  # files committed to the next stages: in all, at the last measurement
 
     @property
@@ -119,6 +118,10 @@ class Downstream:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        if not self._thread.is_alive():  # still inside a call (a broker gone): the process exit frees them
+            for reader in self._readers.values():
+                reader.close()
+            self._readers.clear()
 
     def sent(self, files: int) -> None:
         """The worker committed `files` more to the next stages: between two measurements they count as
@@ -159,43 +162,40 @@ class Downstream:
             self.check()
             self._stop.wait(self.settings.stage_ahead_check_s)
 
-    def _client(self) -> Any:
-        from confluent_kafka.admin import AdminClient
+    def _reader(self, group: str) -> Any:
+        """A consumer of `group` that never subscribes (so never joins it) and never commits: it only reads
+        the group's committed offsets, the topics' watermarks and metadata. (The AdminClient's
+        list_consumer_group_offsets crashed a stage with SIGSEGV while the broker was down: a known
+        confluent-kafka bug on its error path, issue #1982; these consumer calls are the ones the worker
+        itself relies on.)"""
+        from confluent_kafka import Consumer
 
-        if self._admin is None:
-            self._admin = AdminClient(client_config(self.settings, **{
+        if group not in self._readers:
+            self._readers[group] = Consumer(consumer_config(self.settings, group, **{
                 "log_level": 3, "logger": logging.getLogger("cofi.pipeline.backpressure.rdkafka")}))
-        return self._admin
+        return self._readers[group]
 
     def _measure(self) -> dict[str, int]:
-        from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, TopicPartition
-        from confluent_kafka.admin import OffsetSpec
+        from confluent_kafka import KafkaException, TopicPartition
 
-        admin, timeout = self._client(), max(2.0, 3 * self.settings.stage_ahead_check_s)
+        timeout = max(2.0, 3 * self.settings.stage_ahead_check_s)
+        groups = {s: f"{self.settings.topic_prefix}-{s}" for s in self.next}
         names = {s: self.topics.stage(s) for s in self.next}
-        meta = admin.list_topics(timeout=timeout).topics
+        first = self._reader(groups[self.next[0]])
+        meta = first.list_topics(timeout=timeout).topics
         unseen = [t for t in names.values() if t not in meta]
         if unseen:  # not counted as empty: a stage it cannot see might be full
             raise LookupError(f"topic(s) {', '.join(unseen)} not visible (not created, or no DESCRIBE ACL)")
-        parts = {s: [TopicPartition(t, p) for p in sorted(meta[t].partitions)] for s, t in names.items()}
-        every = [tp for tps in parts.values() for tp in tps]
-        if not every:
-            return {}
-        ends_f = admin.list_offsets({tp: OffsetSpec.latest() for tp in every},
-                                    isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout)
-        starts_f = admin.list_offsets({tp: OffsetSpec.earliest() for tp in every}, request_timeout=timeout)
-        groups_f = {s: admin.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(f"{self.settings.topic_prefix}-{s}", tps)], request_timeout=timeout)
-            for s, tps in parts.items()}
-
-        def key(tp: Any) -> tuple[str, int]:
-            return tp.topic, tp.partition
-
-        ends = {key(tp): f.result(timeout).offset for tp, f in ends_f.items()}
-        starts = {key(tp): f.result(timeout).offset for tp, f in starts_f.items()}
         out: dict[str, int] = {}
-        for s, by_group in groups_f.items():
-            committed = {key(tp): tp.offset for f in by_group.values() for tp in f.result(timeout).topic_partitions}
-            mine = {key(tp) for tp in parts[s]}
-            out[s] = files_waiting({k: v for k, v in ends.items() if k in mine}, starts, committed)
+        for s, topic in names.items():
+            tps = [TopicPartition(topic, p) for p in sorted(meta[topic].partitions)]
+            marks = {(tp.topic, tp.partition): first.get_watermark_offsets(tp, timeout=timeout, cached=False)
+                     for tp in tps}
+            committed = {}
+            for tp in self._reader(groups[s]).committed(tps, timeout=timeout):
+                if tp.error is not None:
+                    raise KafkaException(tp.error)
+                committed[(tp.topic, tp.partition)] = tp.offset
+            out[s] = files_waiting({k: hi for k, (_, hi) in marks.items()}, {k: lo for k, (lo, _) in marks.items()},
+                                   committed)
         return out
