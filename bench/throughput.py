@@ -320,12 +320,11 @@ def main() -> None:
         stored = stored_rows(db, BATCH)
         where = f"in {args.slow_stage}" if args.slow_stage else "in each stage"
         delay = f", {args.delay_ms} ms per file {where}" if args.delay_ms else ""
-        ahead = os.environ.get("STAGE_MAX_AHEAD", str(settings.stage_max_ahead))
         print(f"files                   {n:,} in one batch ({run['status']}); passthrough engines (plumbing only{delay}); "
               f"{args.partitions} partitions, replication {args.replication}")
         print(f"pipeline                {run['elapsed']:.1f} s, {rate:.0f} files/s through 6 stages + tracker")
         print(f"work in progress        at most {run['progress'].ahead:,} files done by {PLAN[0]} and not yet by "
-              f"{PLAN[-1]} (as the tracker recorded them; STAGE_MAX_AHEAD={ahead})")
+              f"{PLAN[-1]} (as the tracker recorded them; STAGE_MAX_AHEAD={settings.stage_max_ahead})")
         for eos, raw in relay.items():
             kind = "exactly-once relay" if eos else "plain relay       "
             print(f"raw broker, {kind} {raw:.0f} files/s through the same 7 hops, same sizes, just before;"

@@ -7,8 +7,9 @@ node the fast stages take the CPU the slow ones need. With it a stage goes at th
 one after it, the time per 10,000 files stays flat and the ETA means something.
 
 What is measured: for each stage this one writes to (the next ones up to the first mandatory one), the
-files on its topic that its consumer group has not committed (high watermarks minus committed offsets), read from Kafka every STAGE_AHEAD_CHECK_S by a thread; the stage is held while the fullest
-of them has STAGE_MAX_AHEAD and released at half of it. The wait propagates stage by stage (a slow STT
+files on its topic that its consumer group has not committed (high watermarks minus committed
+offsets), read from Kafka every STAGE_AHEAD_CHECK_S by a thread; the stage is held while the fullest of
+them has STAGE_MAX_AHEAD and released at half of it. The wait propagates stage by stage (a slow STT
 fills its topic, holds LID, whose topic fills and holds IVR, ...), so at most about STAGE_MAX_AHEAD
 files wait per stage, whatever the number of stages (a sum over every later stage would count the
 files every healthy stage has in flight and hold a pipeline that is not slow anywhere).
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cofi.pipeline.kafka import consumer_config
@@ -71,7 +72,6 @@ class Backlog:
 
     per_stage: dict[str, int] | None = None
     reason: str = ""
-    checks: int = field(default=0)
 
     @property
     def fullest(self) -> int | None:
@@ -141,13 +141,13 @@ class Downstream:
         was = self.gate.held
         sent_before = self._sent  # what is sent during the measurement is added to it
         try:
-            self.last = Backlog(self._measure(), checks=self.last.checks + 1)
+            self.last = Backlog(self._measure())
             self._sent_at_check = sent_before
         except Exception as exc:  # noqa: BLE001 - a failed measurement releases the stage, never stops it
             if self.last.per_stage is not None or not self.last.reason:
                 log.warning("%s: cannot read the backlog of the next stages (%s); not held meanwhile",
                             self.stage, exc)
-            self.last = Backlog(None, reason=str(exc), checks=self.last.checks + 1)
+            self.last = Backlog(None, reason=str(exc))
         held = self.gate.update(None if self.last.per_stage is None else self._estimate())
         if held != was:
             if held:
