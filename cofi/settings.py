@@ -136,6 +136,7 @@ class Settings(_StageDeadlines):
     llm_max_transcript_chars: int = Field(16000, description="transcript cut for the LLM prompt (the local models run with an 8k-token context)")
     llm_server_threads: int = 0
     llm_server_cache: bool = Field(True, description="the local LLM server keeps prompt prefixes in a RAM cache")
+    llm_server_cache_mb: int = Field(1024, ge=0, description="memory that RAM cache may hold (0: no cache)")
     llm_max_checks: int = Field(3, ge=1, le=10, description="transcript lines the LLM checks per question at most")
 
     # redact (opt-in stage, a batch asks for it with `cofi submit --redact ...`)

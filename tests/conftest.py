@@ -12,28 +12,23 @@ prefix (`t<random>`, every topic created with 3 partitions), both removed afterw
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine
 
 from cofi.db import make_engine
-from cofi.devtools.pipeline import end_process
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.settings import Settings
+from tests.support.llm_server import llm_server_process
 from tests.support.servers import (
     LOCAL_DATABASE,
     LOCAL_KAFKA,
     db_answers,
-    free_port,
     fresh_database,
     kafka_answers,
     server_url,
@@ -43,8 +38,6 @@ from tests.support.servers import (
 pytest_plugins = ("tests.support.cli",)  # the `cli` fixture: `cofi` in-process on the test's servers
 
 TEST_PARTITIONS = 3
-REPO = Path(__file__).resolve().parents[1]
-LLM_READY_TIMEOUT_S = 300.0
 
 
 @pytest.fixture(scope="session")
@@ -158,32 +151,15 @@ def settings(kafka_bootstrap: str, db_url: str, topic_prefix: str, tmp_path: Pat
     )
 
 
-# --- the local LLM server (llama.cpp + Gemma 3 270M), shared by the LLM and end-to-end tests ---
+# --- the local LLM server (llama.cpp + the default catalog model), shared by the LLM and end-to-end tests ---
 
 @pytest.fixture(scope="session")
-def llm_server() -> Iterator[str]:
-    """Base URL (…/v1) of a real `python -m services.llm1.server` on a free port; stopped after the session."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (pip install -e '.[llm]')")
-    base = f"http://127.0.0.1:{free_port()}/v1"
-    env = {**os.environ, "LLM_BASE_URL": base, "LLM_SERVER_THREADS": os.environ.get("LLM_SERVER_THREADS", "2")}
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cofi-llm-server-{os.getpid()}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "services.llm1.server"], cwd=REPO, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + LLM_READY_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llm server exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llm server not ready after {LLM_READY_TIMEOUT_S:.0f}s: {log_path.read_text()[-2000:]}")
-            time.sleep(0.5)
-        yield base
-    finally:
-        end_process(proc)
+def llm_server_proc() -> Iterator[tuple[str, subprocess.Popen]]:
+    """(base URL …/v1, process) of a real `python -m services.llm1.server` on a free port; stopped after the session."""
+    with llm_server_process() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def llm_server(llm_server_proc: tuple[str, subprocess.Popen]) -> str:
+    return llm_server_proc[0]

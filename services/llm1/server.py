@@ -14,11 +14,15 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from cofi.httpguard import BodyLimit
 from cofi.models.llm import ModelError, lookup, model_path
 from cofi.settings import Settings
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +32,30 @@ def build_app(settings: Settings, model: Path, *, chat_format: str, n_ctx: int) 
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
+    from services.llm1.prompt_cache import BoundedRamCache
+
     threads = settings.llm_server_threads or max(1, (os.cpu_count() or 2))
     key = settings.llm_api_key if settings.llm_api_key not in ("", "none") else None  # LLM_API_KEY set: required
     # one request at a time, and a RAM cache of prompt states: every check of one question shares the
     # prefix "system prompt + question", which is then evaluated once, across calls too.
     server = ServerSettings(interrupt_requests=False, api_key=key)
     models = [ModelSettings(model=str(model), model_alias=settings.llm_model, n_ctx=n_ctx, chat_format=chat_format,
-                            n_threads=threads, n_threads_batch=threads, verbose=False,
-                            cache=settings.llm_server_cache, cache_type="ram", cache_size=1 << 30)]
-    return BodyLimit(create_app(server_settings=server, model_settings=models), settings.server_max_body_mb << 20,
-                     settings.server_timeout_s)
+                            n_threads=threads, n_threads_batch=threads, verbose=False, cache=False)]
+    app = create_app(server_settings=server, model_settings=models)
+    if settings.llm_server_cache and settings.llm_server_cache_mb > 0:
+        # not the library's cache (`cache=True`): it counts the KV bytes only and grows without bound
+        served_model(settings).set_cache(BoundedRamCache(settings.llm_server_cache_mb << 20))
+    return BodyLimit(app, settings.server_max_body_mb << 20, settings.server_timeout_s)
+
+
+def served_model(settings: Settings) -> Llama:
+    """The Llama that `create_app` loaded (llama-cpp-python keeps it in its module's proxy)."""
+    from llama_cpp.server import app as server_app
+
+    proxy = server_app._llama_proxy  # the one loaded model: no public accessor
+    if proxy is None:
+        raise RuntimeError("llama-cpp-python's server app holds no model")
+    return proxy(settings.llm_model)
 
 
 def listen_address(settings: Settings, host: str | None, port: int | None) -> tuple[str, int]:
