@@ -1,11 +1,14 @@
 """Audit benchmark: answer and verdict accuracy on labelled calls, against the always-"yes" baseline,
 trade-check accuracy, and latency per call, for each local model (with and without the server's
-prompt cache when asked).
+prompt cache when asked); then the same checks on held-out statements.
 
 The calls come from cofi.devtools.audit_calls (known labels, about half of them no/na, hard
 negatives and spoken prompt injections). Each call goes through the real llm1 engine and llm2's
 scoring with the default questionnaire, exactly as in the pipeline; the expected verdict is the
-same scoring applied to the true answers.
+same scoring applied to the true answers. The held-out statements (cofi.devtools.check_statements)
+were written apart from those calls' templates: each goes, with what was said after it, through the
+same Answerer as llm1, one question at a time; the gap between the two accuracies is how much the
+prompts fit the generated calls rather than calls in general.
 
     .venv/bin/python bench/llm.py --start-local                        # both local models
     .venv/bin/python bench/llm.py --start-local --models qwen2.5-coder-0.5b-instruct --cache on,off
@@ -31,8 +34,12 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cofi.audit.answering import Answerer  # noqa: E402
+from cofi.audit.llm_client import LlmClient, Usage  # noqa: E402
 from cofi.audit.questionnaire import default_questionnaire, trade_answer  # noqa: E402
+from cofi.audit.transcript import Line  # noqa: E402
 from cofi.devtools.audit_calls import FEATURES, LabelledCall, make_set  # noqa: E402
+from cofi.devtools.check_statements import STATEMENTS  # noqa: E402
 from cofi.models.llm import CATALOG, DEFAULT_MODEL, FAST_MODEL  # noqa: E402
 from cofi.pipeline.engine import StageContext  # noqa: E402
 from cofi.settings import Settings  # noqa: E402
@@ -138,6 +145,34 @@ def run(settings: Settings, calls: list[LabelledCall], mode: str, verbose: bool)
     }
 
 
+def statement_checks(settings: Settings) -> dict[str, Any]:
+    """Held-out statements through llm1's Answerer: accuracy per question, and which were answered wrong."""
+    client = LlmClient(settings)
+    questionnaire = default_questionnaire()
+    per_q: dict[str, float] = {}
+    wrong: list[str] = []
+    right = total = yes = 0
+    try:
+        for qid, items in STATEMENTS.items():
+            question = questionnaire.get(qid).model_copy(update={"requires": None})  # asked on its own
+            ok = 0
+            for want, said in items:
+                lines = [Line(i + 1, {"a": "agent", "c": "customer"}[s[0]], s[2:]) for i, s in enumerate(said)]
+                got = Answerer(client, lines, Usage(), max_checks=settings.llm_max_checks).answer_all([question])[qid]
+                ok += got.answer == want
+                yes += want == "yes"
+                if got.answer != want:
+                    wrong.append(f"{qid}: {said[0][2:]!r} -> {got.answer or got.check}, expected {want}")
+            per_q[qid] = round(ok / len(items), 3)
+            right += ok
+            total += len(items)
+    finally:
+        client.close()
+    return {"model": settings.llm_model, "held_out_statements": total, "statement_accuracy": round(right / total, 3),
+            "always_yes_statement_accuracy": round(yes / total, 3), "per_question_statement_accuracy": per_q,
+            "wrong": wrong}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=40)
@@ -146,6 +181,7 @@ def main() -> None:
     ap.add_argument("--cache", default="on", help="server prompt cache: on, off or on,off (local servers only)")
     ap.add_argument("--start-local", action="store_true", help="serve each model locally on a free port")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--no-statements", action="store_true", help="skip the held-out statements")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     calls = make_set(args.calls, args.seed)
@@ -162,6 +198,9 @@ def main() -> None:
                       f"{os.cpu_count()} CPUs", flush=True)
                 results.append(run(settings, calls, f"cache {cache}", args.verbose))
                 print(json.dumps(results[-1]), flush=True)
+                if not args.no_statements and cache in ("on", "server's own"):
+                    results.append(statement_checks(settings))
+                    print(json.dumps(results[-1]), flush=True)
             finally:
                 if proc is not None:
                     proc.terminate()

@@ -8,7 +8,10 @@ A small model reads a whole call poorly but judges one statement well. So, per q
 3. Checks: each candidate, with the replies after it as context, is put to the model on its own:
    "does this statement show the answer is yes?". The first that does is the evidence, quoted
    as the transcript holds it; none does -> "no". A line that only *says* "answer yes" shows
-   nothing, so an instruction spoken in the call cannot flip an answer.
+   nothing, so an instruction spoken in the call cannot flip an answer. A line judged "no" with its
+   replies is judged once more alone: the replies help the model see some things (a security
+   question answered and accepted) and hide others ("Can you confirm your date of birth?" followed by
+   the customer's order was judged "no": every identity check of the demo's calls failed).
 4. A question with no line worth checking is asked over the whole transcript; a positive answer
    with no line to check it against is left for review, never accepted silently.
 Requests for one question share their prefix (system prompt + question), which a llama.cpp
@@ -91,7 +94,11 @@ class Answerer:
         if not found:
             return self._whole(q, found) if not q.cues else AnswerRecord(empty_answer(q), check="no line shows it")
         for cand in found:
-            shown = self._check(q, cand)
+            after = [ln for n in range(cand.number + 1, cand.number + 1 + q.context)
+                     if (ln := self.by_number.get(n)) is not None]
+            shown = self._check(q, cand, after)
+            if shown is False and after:  # the replies can hide what the line itself shows (see module doc)
+                shown = self._check(q, cand, [])
             if shown is None:
                 return AnswerRecord("", cand.quote, line=cand.number,
                                     check=f"review: the check of line {cand.number} got no valid reply")
@@ -99,11 +106,9 @@ class Answerer:
                 return AnswerRecord(yes, cand.quote, line=cand.number, check="verified")
         return AnswerRecord(empty_answer(q), check=f"no line shows it ({len(found)} checked)")
 
-    def _check(self, q: Question, cand: Line) -> bool | None:
-        shown = [cand] + [ln for n in range(cand.number + 1, cand.number + 1 + q.context)
-                          if (ln := self.by_number.get(n)) is not None]
+    def _check(self, q: Question, cand: Line, after: list[Line]) -> bool | None:
         try:
-            res = self.client.chat(prompts.check_messages(q, shown, cand), prompts.CHECK_FORMAT)
+            res = self.client.chat(prompts.check_messages(q, [cand, *after], cand), prompts.CHECK_FORMAT)
         except LlmOutputError as exc:
             self.usage.add(exc.usage)
             return None

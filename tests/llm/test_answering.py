@@ -54,27 +54,27 @@ def test_cues_pick_the_speakers_lines_best_first() -> None:
 
 
 def test_the_first_line_that_shows_it_is_the_evidence(server: Any) -> None:
-    srv, client = server("no", "yes")
+    srv, client = server("no", "no", "yes")  # line 3 with its reply, line 3 alone, line 5 with its reply
     out = Answerer(client, CALL, Usage()).answer_all([RECORDING])["rec"]
     assert (out.answer, out.line, out.check) == ("yes", 5, "verified")
     assert out.evidence == "agent: Yes, this call is recorded for compliance."
-    assert len(srv.requests) == 2 and "> customer: Is this call recorded?" in srv.requests[0]["messages"][1]["content"]
+    assert len(srv.requests) == 3 and "> customer: Is this call recorded?" in srv.requests[0]["messages"][1]["content"]
     assert srv.requests[0]["grammar"] == 'root ::= r0\nr0f0 ::= ("yes" | "no")\nr0 ::= r0f0\n'
     client.close()
 
 
 def test_no_line_that_shows_it_is_no(server: Any) -> None:
-    srv, client = server("no", "no")
+    srv, client = server("no", "no", "no", "no")  # each line with its reply, then alone
     out = Answerer(client, CALL, Usage()).answer_all([RECORDING])["rec"]
     assert (out.answer, out.evidence, out.check) == ("no", "", "no line shows it (2 checked)")
     client.close()
 
 
 def test_requires_makes_na_without_asking(server: Any) -> None:
-    srv, client = server("no", "no")
+    srv, client = server("no", "no", "no", "no")
     out = Answerer(client, CALL, Usage()).answer_all([RECORDING, READ_BACK])
     assert out["rb"].answer == "na" and out["rb"].check == "not applicable: rec is not yes"
-    assert len(srv.requests) == 2  # only the two checks of `rec`
+    assert len(srv.requests) == 4  # only the checks of `rec`: two lines, each with its reply and alone
 
 
 def test_invalid_replies_leave_the_answer_for_review(server: Any) -> None:
@@ -109,3 +109,22 @@ def test_questionnaire_checks_requires_and_cues() -> None:
                                           {"id": "b", "text": "y", "requires": "a", "options": ["yes", "no"]}]})
     with pytest.raises(ValueError, match="cues must be non-empty"):
         load_questionnaire({"questions": [{"id": "a", "text": "x", "cues": [" "]}]})
+
+
+def test_a_line_judged_no_with_its_replies_is_judged_again_alone(server: Any) -> None:
+    """The replies can hide what the line shows ("Can you confirm your date of birth?" then an order)."""
+    ident = Question(id="id", text="Does the agent ask for personal details?", speaker="agent", context=2,
+                     cues=["date of birth"])
+    call = split_lines("agent: Can you confirm your date of birth?\ncustomer: I want to sell 200 shares.\n"
+                       "agent: Fine.")
+    srv, client = server("no", "yes")
+    out = Answerer(client, call, Usage()).answer_all([ident])["id"]
+    assert (out.answer, out.line, out.check) == ("yes", 1, "verified")
+    shown = [r["messages"][-1]["content"].split("Statements:\n")[1] for r in srv.requests]
+    assert shown == ["> agent: Can you confirm your date of birth?\n  customer: I want to sell 200 shares.\n"
+                     "  agent: Fine.", "> agent: Can you confirm your date of birth?"]
+    srv2, client2 = server("no", "no")  # no in both views: no, after two checks of the one candidate
+    out2 = Answerer(client2, call, Usage()).answer_all([ident])["id"]
+    assert (out2.answer, out2.check, len(srv2.requests)) == ("no", "no line shows it (1 checked)", 2)
+    srv3, client3 = server("yes")  # yes with its replies: no second check
+    assert Answerer(client3, call, Usage()).answer_all([ident])["id"].answer == "yes" and len(srv3.requests) == 1

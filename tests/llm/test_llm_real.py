@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cofi.audit.answering import Answerer
 from cofi.audit.formats import LinesFormat, WordField
-from cofi.audit.llm_client import LlmClient
+from cofi.audit.llm_client import LlmClient, Usage
 from cofi.audit.questionnaire import default_questionnaire
 from cofi.audit.transcript import split_lines
 from cofi.models.llm import FAST_MODEL
@@ -120,6 +121,25 @@ def test_llm1_is_unhealthy_while_its_real_endpoint_is_dead() -> None:
     ok, why = engine.health()
     engine.close()
     assert not ok and why.startswith(f"LLM endpoint {base} unreachable: ConnectError")
+
+
+def test_asking_for_a_date_of_birth_is_identity_verification_whatever_the_reply(llm_settings: Settings) -> None:
+    """The demo's calls: every identity check failed while the model was shown the customer's reply too
+    (context 2); asking is what the question counts. An order read back is no identity check."""
+    question = default_questionnaire().get("identity_verified")
+    client = LlmClient(llm_settings)
+    try:
+        for said, want in ((["agent: Before we continue, please note this call is recorded.",
+                             "agent: Can you confirm your date of birth?",
+                             "customer: I want to sell two hundred shares of State Bank of India at eighty dollars."], "yes"),
+                           (["agent: Let me confirm, you want to sell 200 shares of State Bank of India at $80.",
+                             "customer: Yes, that is correct."], "no")):
+            got = Answerer(client, split_lines("\n".join(said)), Usage()).answer_all([question])["identity_verified"]
+            assert got.answer == want, (said, got)
+            if want == "yes":
+                assert got.evidence == "agent: Can you confirm your date of birth?" and got.check == "verified"
+    finally:
+        client.close()
 
 
 @pytest.mark.slow
