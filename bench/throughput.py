@@ -339,6 +339,10 @@ def main() -> None:
             print(f"plain INSERT/UPDATE     same {plain.rows:,} rows, {chunk} files per transaction "
                   f"({plain.transactions} transactions): {plain.seconds:.1f} s = {plain.rows_per_s:.0f} rows/s; "
                   f"tracker/plain = {stored / m['db_seconds'] / plain.rows_per_s:.2f}")
+            db_bound = plain.rows_per_s * n / stored  # files/s if writing their rows were the only work
+            vs = f" = {db_bound / relay[True]:.2f} of the exactly-once relay" if True in relay else ""
+            print(f"database bound          {stored / n:.1f} rows per file at the plain loop's rate: at most "
+                  f"{db_bound:.0f} files/s{vs}, with nothing else running")
         progress: Progress = run["progress"]
         if n >= 2 * STEP:
             series = {"on stage.done (workers)": run["done_marks"], "  workers' CPU": run["done_cpu"],
