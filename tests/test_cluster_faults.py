@@ -65,10 +65,10 @@ def _run(s: Settings, db: Engine, tmp_path: Path, batch: int, delay_ms: int,
         pipe.start()
         t0 = time.monotonic()
         submit(s, batch_start(batch, N))
-        wait_in_stage(db, batch, SLOW, N, at_least=N // 5, timeout=300, detail=pipe.logs)
+        wait_in_stage(db, batch, SLOW, N, at_least=N // 5, timeout=300, detail=pipe.stacks_and_logs)
         fault()
         assert _in_progress(db, batch), "the fault must hit a running batch (make the slow stage slower)"
-        wait_completed(db, batch, 480, detail=pipe.logs)  # within the test's timeout: a failure shows the logs
+        wait_completed(db, batch, 480, detail=pipe.stacks_and_logs)  # within the test's timeout: a failure shows the logs
         elapsed = time.monotonic() - t0
         assert pipe.exited() == {}, f"a service died: {pipe.exited()}\n{pipe.logs()}"
         assert set(pipe.starts.values()) == {1}, f"no service may be restarted: {dict(pipe.starts)}"

@@ -42,14 +42,17 @@ def test_kill_9_mid_stage_then_restart_completes_exactly_once(victim: str, setti
     with Pipeline(s, tmp_path, {slow: {"PASSTHROUGH_DELAY_MS": DELAY_MS}}) as pipe:
         pipe.start()
         submit(s, batch_start(batch, N))
-        wait_in_stage(db_engine, batch, slow, N, at_least=N // 4, detail=pipe.logs)
+        wait_in_stage(db_engine, batch, slow, N, at_least=N // 4, detail=pipe.stacks_and_logs)
         done_at_kill = done_files(db_engine, batch, slow)
         pipe.kill(victim)
         assert len(done_at_kill) < N, "the kill must land while the stage is unfinished"
         if victim == "tracker":
             time.sleep(2)  # the stages go on while nobody records them
         pipe.restart(victim)
-        row = wait_completed(db_engine, batch, 120, detail=pipe.logs)
+        row = wait_completed(db_engine, batch, 120, detail=pipe.stacks_and_logs)
+        if victim == "tracker":  # `kill -USR1`: each service writes its threads' stacks to its log and goes on
+            pipe.stacks_and_logs()
+            assert all("(most recent call first)" in pipe.output(n) for n in pipe.procs), pipe.logs()
         assert pipe.exited() == {}, pipe.logs()
         codes = pipe.terminate_all()
         assert set(codes.values()) == {0}, f"SIGTERM must exit cleanly: {codes}\n{pipe.logs()}"

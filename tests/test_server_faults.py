@@ -63,9 +63,9 @@ def _run_batch_through_fault(s: Settings, db: Engine, server: PrivateServer, how
     with Pipeline(s, tmp_path, {SLOW: {"PASSTHROUGH_DELAY_MS": "60"}}) as pipe:
         pipe.start()
         submit(s, batch_start(batch, N))
-        wait_in_stage(db, batch, SLOW, N, at_least=N // 5, detail=pipe.logs)
+        wait_in_stage(db, batch, SLOW, N, at_least=N // 5, detail=pipe.stacks_and_logs)
         _fault(server, how)
-        wait_completed(db, batch, 240, detail=pipe.logs)
+        wait_completed(db, batch, 240, detail=pipe.stacks_and_logs)
         assert pipe.exited() == {}, f"a service died: {pipe.exited()}\n{pipe.logs()}"
         codes = pipe.terminate_all()
         assert set(codes.values()) == {0}, f"SIGTERM must exit cleanly: {codes}\n{pipe.logs()}"

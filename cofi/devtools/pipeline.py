@@ -259,6 +259,15 @@ class Pipeline:
         """Everything every process of this service wrote, restarts included."""
         return "\n".join(p.output() for p in [*self.retired, *self.procs.values()] if p.name == name)
 
+    def stacks_and_logs(self) -> str:
+        """The logs after every live service wrote its threads' stacks (SIGUSR1): the detail of a batch
+        that did not finish shows where a stuck service waits."""
+        for p in self.procs.values():
+            if p.proc is not None and p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        return self.logs(tail=8000)
+
     def logs(self, name: str | None = None, tail: int = 3000) -> str:
         procs = [p for p in [*self.retired, *self.procs.values()] if name is None or p.name == name]
         return "\n".join(f"--- {p.log_path.name}\n{p.output()[-tail:]}" for p in procs)

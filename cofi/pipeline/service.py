@@ -7,6 +7,7 @@ an orderly close. A subclass says what to subscribe to and what one step of work
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -86,6 +87,8 @@ class ServiceLoop(ABC):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        # `kill -USR1 <pid>`: every thread's stack into the log, to see where a stuck service waits
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def _healthy(self) -> tuple[bool, dict[str, Any]]:
         ok, detail = self.health_detail()
