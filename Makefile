@@ -8,6 +8,10 @@ SHELL := /bin/bash
 
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# Test files run TEST_WORKERS at a time (pytest-xdist; a file's tests stay together, so a module's private
+# servers start once): most tests wait on Kafka, MariaDB or a subprocess, not on the CPU. 1 = one at a time.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile,)
 # make up KAFKA_BROKERS=3: a local 3-broker KRaft cluster (scripts/kafka.sh), every topic replicated
 # min(N, 3) times with min.insync.replicas = replicas - 1; services get every broker as bootstrap.
 KAFKA_BROKERS ?= 1
@@ -27,7 +31,7 @@ help:
 	@echo "make servers     start Kafka (localhost:9092; KAFKA_BROKERS=3: a 3-broker cluster on 9092/9094/9096) and MariaDB (127.0.0.1:3306) from .local/"
 	@echo "make up          servers + python -m cofi.ops.admin init (topics, migrations) + all services, the console (:8090), Prometheus (:9090)"
 	@echo "make down        stop the services, then Kafka and MariaDB"
-	@echo "make test        bootstrap + servers + pytest -q        (PYTEST_ARGS=... to pass more)"
+	@echo "make test        bootstrap + servers + pytest -q, 2 test files at once (TEST_WORKERS=1: one; PYTEST_ARGS=... to pass more)"
 	@echo "make test-all    same, including slow tests (-m \"\")"
 	@echo "make demo        bootstrap + up + python -m cofi.ops.demo"
 	@echo "make lint        ruff check . + dead code (vulture, whitelist in vulture_whitelist.py)"
@@ -52,10 +56,10 @@ down:
 	bash scripts/mariadb.sh stop
 
 test: bootstrap servers
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-all: bootstrap servers
-	$(PY) -m pytest -q -m "" $(PYTEST_ARGS)
+	$(PYTEST) -m "" $(PYTEST_ARGS)
 
 demo: bootstrap up
 	$(call as_principal,submitter) $(PY) -m cofi.ops.demo

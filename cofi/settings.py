@@ -79,6 +79,7 @@ class Settings(_StageDeadlines):
     metrics_port: int | None = None
     stage_concurrency: int = Field(1, description="files processed at once by a slow engine")
     shutdown_grace_s: float = 30.0
+    loop_stall_exit_s: float = Field(600.0, ge=0, description="a service whose main loop has not moved for this long writes its threads' stacks to its log and exits for its supervisor to restart it (0 = never)")
     engine_health_interval_s: float = Field(5.0, description="how often /healthz asks the engine (cached in between)")
     passthrough_delay_ms: int = 0
     stage_max_ahead: int = Field(2000, ge=0, description="backpressure: a stage takes no new files while a stage it hands "

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from cofi.pipeline.kafka import consumer_config
 from cofi.pipeline.metrics import HealthServer, Heartbeat
 from cofi.pipeline.transactions import TransactionalSender
+from cofi.pipeline.watchdog import LoopWatchdog
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ class ServiceLoop(ABC):
         self.serve_metrics = serve_metrics
         self.stopping = threading.Event()
         self.heartbeat = Heartbeat()
-        self.sender = TransactionalSender(settings, transactional_id, who, self.stopping)
+        self.sender = TransactionalSender(settings, transactional_id, who, self.stopping, alive=self.heartbeat.beat)
+        self.watchdog = LoopWatchdog(self.heartbeat, settings.loop_stall_exit_s, who)
         self.consumer: Consumer | None = None
         self.health: HealthServer | None = None
 
@@ -106,8 +108,10 @@ class ServiceLoop(ABC):
         if self.serve_metrics:
             self.health = HealthServer(self.metrics_port, self.registry, self._healthy).start()
         self.on_start()
-        self._connect()
+        self.heartbeat.beat()
+        self.watchdog.start()
         try:
+            self._connect()
             while not self.stopping.is_set():
                 self.heartbeat.beat()
                 if self.sender.renew_after_outage():
@@ -117,6 +121,7 @@ class ServiceLoop(ABC):
             self.close()
 
     def close(self) -> None:
+        self.heartbeat.beat()  # closing is bounded too (SHUTDOWN_GRACE_S, client timeouts)
         self.before_close()
         if self.consumer is not None:
             try:
@@ -128,6 +133,7 @@ class ServiceLoop(ABC):
         self.after_close()
         if self.health is not None:
             self.health.stop()
+        self.watchdog.stop()  # an in-process service (tests, the CLI) must not end its host later
 
     # ---- helpers for the step -----------------------------------------------------------------
 

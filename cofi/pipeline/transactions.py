@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
@@ -78,8 +78,10 @@ def send_offsets_bounded(producer: Producer, offsets: list[TopicPartition], grou
 class TransactionalSender:
     """A transactional producer with a stable `transactional.id`, owned by one loop."""
 
-    def __init__(self, settings: Settings, transactional_id: str, who: str, stopping: threading.Event) -> None:
+    def __init__(self, settings: Settings, transactional_id: str, who: str, stopping: threading.Event,
+                 alive: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
+        self.alive = alive  # called on each connection attempt: waiting for a broker that is down is not a hang
         self.transactional_id = transactional_id
         self.who = who
         self.stopping = stopping
@@ -95,6 +97,7 @@ class TransactionalSender:
         """init_transactions, retrying with backoff while Kafka is unreachable; False when stopped first."""
         delay = 1.0
         while not self.stopping.is_set():
+            self.alive()
             try:
                 producer = Producer(producer_config(self.settings, self.transactional_id))
                 producer.init_transactions(self.settings.kafka_connect_timeout_s)
