@@ -101,6 +101,9 @@ class Downstream:
         self._thread = threading.Thread(target=self._run, name="backpressure", daemon=True)
         self._readers: dict[str, Any] = {}  # consumer group -> a consumer that only reads its offsets
         self._sent = self._sent_at_check = 0  # files committed to the next stages: in all, at the last measurement
+        # The worker thread (sent) and this one (check) both move the gate: a measurement and the count it
+        # includes change together, or a commit between them is counted twice and the stage held early.
+        self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -126,29 +129,32 @@ class Downstream:
     def sent(self, files: int) -> None:
         """The worker committed `files` more to the next stages: between two measurements they count as
         waiting (an upper bound), so a fast stage stops at the limit, not a whole check interval past it."""
-        self._sent += files
-        if self.last.per_stage is not None and not self.gate.held:
-            self.gate.update(self._estimate())
-            if self.gate.held:
-                log.info("%s: held: about %s files wait at %s (STAGE_MAX_AHEAD=%d)", self.stage,
-                         f"{self._estimate():,}", self.last.busiest() or "the next stage", self.gate.limit)
+        with self._lock:
+            self._sent += files
+            if self.last.per_stage is None or self.gate.held or not self.gate.update(self._estimate()):
+                return
+            estimate, busiest = self._estimate(), self.last.busiest()
+        log.info("%s: held: about %s files wait at %s (STAGE_MAX_AHEAD=%d)", self.stage, f"{estimate:,}",
+                 busiest or "the next stage", self.gate.limit)
 
     def _estimate(self) -> int:
         return (self.last.fullest or 0) + self._sent - self._sent_at_check
 
     def check(self) -> Backlog:
         """One measurement and the gate's new state (the thread calls it; tests call it directly)."""
-        was = self.gate.held
         sent_before = self._sent  # what is sent during the measurement is added to it
         try:
-            self.last = Backlog(self._measure())
-            self._sent_at_check = sent_before
+            measured = Backlog(self._measure())
         except Exception as exc:  # noqa: BLE001 - a failed measurement releases the stage, never stops it
             if self.last.per_stage is not None or not self.last.reason:
                 log.warning("%s: cannot read the backlog of the next stages (%s); not held meanwhile",
                             self.stage, exc)
-            self.last = Backlog(None, reason=str(exc))
-        held = self.gate.update(None if self.last.per_stage is None else self._estimate())
+            measured = Backlog(None, reason=str(exc))
+        with self._lock:
+            was = self.gate.held
+            self.last = measured
+            self._sent_at_check = sent_before
+            held = self.gate.update(None if measured.per_stage is None else self._estimate())
         if held != was:
             if held:
                 log.info("%s: held: files wait at %s (STAGE_MAX_AHEAD=%d)", self.stage, self.last.busiest(),
