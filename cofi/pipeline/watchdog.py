@@ -37,7 +37,6 @@ class LoopWatchdog:
         self.who = who
         self.exit = exit
         self.stream = stream
-        self.fired = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="loop-watchdog", daemon=True)
 
@@ -61,7 +60,6 @@ class LoopWatchdog:
         stalled = self.stalled_for()
         if not self.enabled or stalled < self.limit_s:
             return False
-        self.fired = True
         log.critical("%s: the main loop has not moved for %.0fs (LOOP_STALL_EXIT_S=%.0f); every thread's stack "
                      "follows, then the process exits with code %d for its supervisor to restart it (work not "
                      "committed is re-read by the next owner)", self.who, stalled, self.limit_s, EXIT_STALLED)
