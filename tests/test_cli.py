@@ -292,6 +292,26 @@ def test_demo_fails_clearly_without_the_pipeline(offline: CliRunner, monkeypatch
     assert not any(tmp_path.iterdir())  # nothing synthesized, nothing sent
 
 
+def test_demo_reads_the_engine_a_stage_runs_from_its_healthz() -> None:
+    """The demo asks the LLM for a completion only when an LLM stage runs a real engine: services on
+    passthrough engines (the plumbing check below) never call it, and need no LLM server."""
+    from prometheus_client import CollectorRegistry
+
+    from cofi.ops import demo
+    from cofi.pipeline.metrics import HealthServer
+
+    for ok, engine in ((True, "passthrough"), (False, "llm")):  # a stage not healthy yet still says its engine
+        server = HealthServer(0, CollectorRegistry(), lambda ok=ok, engine=engine: (ok, {"stage": "llm1", "engine": engine})).start()
+        try:
+            assert demo.engine_of(server.port) == engine
+        finally:
+            server.stop()
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = unused.getsockname()[1]
+    assert demo.engine_of(closed, timeout_s=1.0) is None
+
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_PORTS = STAGE_METRICS_PORTS  # what `make up` uses, and the demo checks
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import sys
 import time
@@ -73,6 +74,21 @@ def health(port: int, timeout_s: float = 3.0) -> str | None:
         return f"HTTP {exc.code}"
     except OSError as exc:
         return str(getattr(exc, "reason", exc))
+
+
+def engine_of(port: int, timeout_s: float = 3.0) -> str | None:
+    """The engine a stage service says it runs (its /healthz `engine`), None when it does not say."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout_s) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as exc:  # 503 (not healthy yet) still carries the detail
+        body = exc.read()
+    except OSError:
+        return None
+    try:
+        return json.loads(body).get("engine")
+    except (ValueError, AttributeError):
+        return None
 
 
 def check_services(settings: Settings, plan: list[str], console: Console, wait_s: float = 240.0) -> None:
@@ -151,7 +167,8 @@ def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list
         stall_timeout: float, console: Console, services_wait: float = 240.0) -> int:
     plan = stage_plan(skip)
     check_services(settings, plan, console, wait_s=services_wait)
-    if "llm1" in plan:
+    llm_stages = [s for s in ("llm1", "llm2") if s in plan and engine_of(STAGE_METRICS_PORTS[s]) != "passthrough"]
+    if llm_stages:  # services on passthrough engines (plumbing checks) never call it
         verify_llm(settings, console)
     batch_id = new_batch_id()
     out = out_root / str(batch_id)
