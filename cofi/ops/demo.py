@@ -65,28 +65,30 @@ DEMO_RULES = """\
 """
 
 
-def health(port: int, timeout_s: float = 3.0) -> str | None:
-    """None when http://127.0.0.1:<port>/healthz says 200, else why not."""
+def _healthz(port: int, timeout_s: float) -> tuple[int, bytes] | str:
+    """(HTTP status, body) of http://127.0.0.1:<port>/healthz (a 503 carries its detail too), or why none came."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout_s) as resp:
-            return None if resp.status == 200 else f"HTTP {resp.status}"
+            return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        return f"HTTP {exc.code}"
+        return exc.code, exc.read()
     except OSError as exc:
         return str(getattr(exc, "reason", exc))
 
 
+def health(port: int, timeout_s: float = 3.0) -> str | None:
+    """None when the service's /healthz says 200, else why not."""
+    got = _healthz(port, timeout_s)
+    if isinstance(got, str):
+        return got
+    return None if got[0] == 200 else f"HTTP {got[0]}"
+
+
 def engine_of(port: int, timeout_s: float = 3.0) -> str | None:
     """The engine a stage service says it runs (its /healthz `engine`), None when it does not say."""
+    got = _healthz(port, timeout_s)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout_s) as resp:
-            body = resp.read()
-    except urllib.error.HTTPError as exc:  # 503 (not healthy yet) still carries the detail
-        body = exc.read()
-    except OSError:
-        return None
-    try:
-        return json.loads(body).get("engine")
+        return None if isinstance(got, str) else json.loads(got[1]).get("engine")
     except (ValueError, AttributeError):
         return None
 
