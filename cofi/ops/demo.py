@@ -169,8 +169,8 @@ def run(settings: Settings, *, calls: int, seed: int, out_root: Path, skip: list
         stall_timeout: float, console: Console, services_wait: float = 240.0) -> int:
     plan = stage_plan(skip)
     check_services(settings, plan, console, wait_s=services_wait)
-    llm_stages = [s for s in ("llm1", "llm2") if s in plan and engine_of(STAGE_METRICS_PORTS[s]) != "passthrough"]
-    if llm_stages:  # services on passthrough engines (plumbing checks) never call it
+    if any(s in plan and engine_of(STAGE_METRICS_PORTS[s]) != "passthrough" for s in ("llm1", "llm2")):
+        # services on passthrough engines (plumbing checks) never call the LLM
         verify_llm(settings, console)
     batch_id = new_batch_id()
     out = out_root / str(batch_id)
