@@ -115,3 +115,25 @@ def test_files_sent_since_the_last_measurement_count_as_waiting() -> None:
     assert not down.held  # about 70 wait
     down.sent(30)
     assert down.held  # about 100: held before the next measurement says so
+
+
+def test_a_failed_measurement_is_logged_once_and_its_end_too(caplog: pytest.LogCaptureFixture) -> None:
+    """An operator reading the log sees the failure and that it passed, not one line per check."""
+    down = Downstream(Settings(stage_max_ahead=100), "denoise")
+    answers: list[Exception | dict[str, int]] = [TimeoutError("metadata timed out"), TimeoutError("again"),
+                                                 {"ivr": 3, "lid": 0}, {"ivr": 4, "lid": 0}]
+
+    def measure() -> dict[str, int]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    down._measure = measure  # type: ignore[method-assign]
+    with caplog.at_level("INFO", logger="cofi.pipeline.backpressure"):
+        for _ in range(4):
+            down.check()
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["denoise: cannot read the backlog of the next stages (metadata timed out); not held meanwhile",
+                    "denoise: the backlog of the next stages is readable again"]
+    assert down.last.fullest == 4

@@ -150,6 +150,9 @@ class Downstream:
                 log.warning("%s: cannot read the backlog of the next stages (%s); not held meanwhile",
                             self.stage, exc)
             measured = Backlog(None, reason=str(exc))
+        else:
+            if self.last.per_stage is None and self.last.reason:
+                log.info("%s: the backlog of the next stages is readable again", self.stage)
         with self._lock:
             was = self.gate.held
             self.last = measured

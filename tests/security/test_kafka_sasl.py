@@ -73,7 +73,7 @@ def test_a_batch_runs_end_to_end_over_sasl_ssl_with_per_service_principals(
         assert set(pipe.terminate_all().values()) == {0}, pipe.logs()
         for name in ("tracker", "denoise", "llm2"):
             assert "authorization failed" not in pipe.output(name).lower(), pipe.output(name)
-            assert "cannot read the backlog" not in pipe.output(name), pipe.output(name)  # its ACLs let it
+            assert backlog_readable_at_the_end(pipe.output(name)), pipe.output(name)  # its ACLs let it
     problems = exactly_once_problems(broker.settings(**common), db_engine, 9301, N)
     assert problems == [], "\n".join(problems)
 
@@ -127,3 +127,12 @@ def test_a_stage_principal_reads_the_backlog_of_the_stages_it_writes_to_and_no_o
     assert mine.per_stage == {"redact": 0, "llm1": 0, "llm2": 0}, mine.reason
     theirs = Downstream(broker.settings("llm1", topic_prefix=prefix, stage_max_ahead=10), "denoise").check()
     assert theirs.per_stage is None and "not visible" in theirs.reason
+
+
+def backlog_readable_at_the_end(log: str) -> bool:
+    """The stage's last word on the next stages' backlog is not a failure. A metadata timeout while the
+    broker is busy at start is logged and passes; a missing DESCRIBE or group ACL never would."""
+    said = [line for line in log.splitlines()
+            if "cannot read the backlog" in line or "backlog of the next stages is readable again" in line]
+    return not said or "readable again" in said[-1]
+

@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from cofi.devtools.pipeline import produce
 from cofi.pipeline import events
@@ -70,6 +71,17 @@ class Collector:
         self._thread.join(timeout=10)
 
 
+_LEADER_MOVING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT}
+
+
+def _leader_moving(exc: BaseException) -> bool:
+    """A partition just created (or just moved) has no leader the broker knows of for a moment: asked
+    then, the broker answers NOT_LEADER_FOR_PARTITION, which says "ask again", not "no messages"."""
+    return isinstance(exc, KafkaException) and exc.args[0].code() in _LEADER_MOVING
+
+
+@retry(retry=retry_if_exception(_leader_moving), stop=stop_after_delay(30), wait=wait_fixed(0.5), reraise=True)
 def message_count(settings: Settings, topic: str) -> int:
     """Messages on a topic, all partitions (its end offsets: aborted and committed alike)."""
     consumer = make_consumer(settings, f"count-{uuid.uuid4().hex[:8]}")
