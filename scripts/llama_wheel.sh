@@ -77,7 +77,14 @@ fi
 
 say "installing $(basename "$wheel") from $DIR"
 "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off --force-reinstall --no-deps "$wheel"
-# its runtime dependencies (numpy, jinja2, diskcache, typing-extensions and the server extra) from PyPI
-"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off "$wheel[server]" 2>&1 |
-    grep -v '^Requirement already satisfied' || true
+# its runtime dependencies (numpy, jinja2, diskcache, typing-extensions and the server extra): from the
+# wheelhouse bootstrap.sh passes (COFI_WHEELHOUSE, scripts/wheelhouse.sh), else (or if that fails) from PyPI
+deps() {
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-compile "$@" "$wheel[server]" 2>&1 |
+        grep -v '^Requirement already satisfied'
+    return "${PIPESTATUS[0]}"
+}
+if [ -z "${COFI_WHEELHOUSE:-}" ] || ! deps --no-index --find-links "$COFI_WHEELHOUSE"; then
+    deps || die "installing the dependencies of $(basename "$wheel") failed"
+fi
 echo "$KEY" >"$STAMP"
