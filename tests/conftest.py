@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from cofi.db import make_engine
 from cofi.ops.admin import delete_topics, ensure_topics
-from cofi.settings import Settings
+from cofi.settings import Settings, get_settings
 from tests.support.llm_server import llm_server_process
 from tests.support.servers import (
     LOCAL_DATABASE,
@@ -38,6 +38,15 @@ from tests.support.servers import (
 pytest_plugins = ("tests.support.cli",)  # the `cli` fixture: `cofi` in-process on the test's servers
 
 TEST_PARTITIONS = 3
+
+
+@pytest.fixture(autouse=True)
+def process_settings_read_afresh() -> Iterator[None]:
+    """`get_settings()` caches the process settings; a test that ran `cofi` in-process must not hand its
+    environment (a database URL, a prefix) to the next test in the same worker (two failed that way)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from cofi.devtools.checks import rows as scalar_rows
-from cofi.devtools.checks import scalar
+from cofi.devtools.checks import read_topic, scalar
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.ops.monitoring import ALL_QUERIES, run_all
 from cofi.pipeline import events
@@ -20,7 +20,7 @@ from cofi.pipeline.stages import STAGES
 from cofi.pipeline.topics import Topics, stage_plan
 from cofi.settings import Settings
 from tests.support.engines import ScriptedEngine
-from tests.support.harness import ThreadedWorkers
+from tests.support.harness import ThreadedWorkers, counts_by_file
 from tests.support.tracker import RunningTracker, batch_start, control, dump, submit, wait_status
 
 pytestmark = pytest.mark.integration
@@ -158,8 +158,16 @@ def test_resume_after_losing_a_stage_topic_reprocesses_only_unfinished_files(set
             while (scalar(db_engine, "SELECT SUM(llm2Done) FROM fileDistribution WHERE batchId = 501") or 0) < n // 2:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
+        # llm2 stopped; the tracker records what it committed last a moment later: wait for every file on
+        # the done topic before taking the snapshot (a file recorded after it was counted as both)
+        finished = set(counts_by_file(read_topic(settings, topics.done)))
+        deadline = time.monotonic() + 60
+        while scalar(db_engine, "SELECT SUM(llm2Done) FROM fileDistribution WHERE batchId = 501") != len(finished):
+            assert time.monotonic() < deadline, f"the tracker did not record the {len(finished)} files llm2 finished"
+            time.sleep(0.1)
         done_ids = {f for (f,) in scalar_rows(db_engine, "SELECT fileId FROM fileDistribution WHERE batchId = 501 "
                                                         "AND llm2Done = 1")}
+        assert done_ids == finished
         done_before = len(done_ids)
         assert n // 2 <= done_before < n
         topic_settings = settings.model_copy(update={"topic_partitions": 3})

@@ -16,6 +16,5 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunn
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers)
     monkeypatch.setenv("DATABASE_URL", settings.database_url)
     monkeypatch.setenv("TOPIC_PREFIX", settings.topic_prefix)
-    get_settings.cache_clear()
+    get_settings.cache_clear()  # conftest clears it around every test too; here after the environment is set
     yield CliRunner()
-    get_settings.cache_clear()
