@@ -190,11 +190,25 @@ finish_start() {
     tcp_ok || die "server is up but 'cofi'@127.0.0.1:$PORT cannot run SELECT 1"
 }
 
+# A server with our config path whose data directory was deleted under it (its checkout removed, then
+# cloned again to the same path) answers and fails every CREATE with errno 2: stop it, never adopt it.
+stop_orphan() {
+    local pid="$1"
+    is_ours "$pid" && [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" == *" (deleted)" ]] || return 0
+    say "pid $pid serves a data directory that was deleted (its checkout was removed): stopping it"
+    kill -TERM "$pid" 2>/dev/null || true
+    gone_or_killed "$pid" $((SECONDS + STOP_TIMEOUT))
+    rm -f "$PIDFILE"
+}
+
 cmd_start() {
     mkdir -p "$RUN" "$LOGDIR"
     exec 9>"$RUN/mariadb.lock"
     flock -w 120 9 || die "another scripts/mariadb.sh holds $RUN/mariadb.lock"
     local t0=$SECONDS pid owner
+    stop_orphan "$(read_pid)"
+    owner=$(port_owner "$PORT")
+    [ -n "$owner" ] && stop_orphan "${owner%% *}"
     pid=$(read_pid)
 
     if is_ours "$pid"; then
