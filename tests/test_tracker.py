@@ -11,8 +11,8 @@ import uuid
 import pytest
 from sqlalchemy import Engine
 
-from cofi.devtools.checks import rows as scalar_rows
 from cofi.devtools.checks import read_topic, scalar
+from cofi.devtools.checks import rows as scalar_rows
 from cofi.ops.admin import delete_topics, ensure_topics
 from cofi.ops.monitoring import ALL_QUERIES, run_all
 from cofi.pipeline import events
