@@ -23,6 +23,7 @@ _.webhook_outbox, _.batch_file_counts, _.eventType, _.dedupKey, _.details
 
 # pytest
 _.pytestmark, _.pytest_plugins
+_.process_settings_read_afresh  # an autouse fixture: pytest calls it around every test
 
 # the console: fields read by Jinja templates; uvicorn and Selenium attributes set for the library
 _.effect, _.per_s, _.last_minute, _.should_exit, _.binary_location
