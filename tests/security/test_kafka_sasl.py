@@ -135,4 +135,3 @@ def backlog_readable_at_the_end(log: str) -> bool:
     said = [line for line in log.splitlines()
             if "cannot read the backlog" in line or "backlog of the next stages is readable again" in line]
     return not said or "readable again" in said[-1]
-
