@@ -84,8 +84,9 @@ class PrivateServer:
                                f"{res.stderr[-2000:]}")
         return res.stdout
 
-    def start(self) -> None:
-        self._run("start")
+    def start(self) -> str:
+        """Start (or adopt) the server; the script's output."""
+        return self._run("start")
 
     def stop(self) -> None:
         self._run("stop")
