@@ -65,6 +65,10 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int = TARGET_SR) -> np.ndarray:
     return resample_poly(x, sr_out // g, sr_in // g, axis=0).astype(np.float32)
 
 
+class UndecodableAudio(PermanentError):
+    """The decoder could not read the body (not a size limit or bad samples: another decoder may)."""
+
+
 class StreamResampler:
     """`resample` on a stream of blocks, equal to it on the whole signal (to float32 rounding) while holding
     only one block at the source rate: each block is filtered with enough of its neighbours around it
@@ -139,17 +143,19 @@ def _decode_soundfile(path: Path, info: sf._SoundFileInfo, limits: AudioLimits) 
     """16 kHz float32, read and resampled BLOCK_SECONDS at a time."""
     stream = StreamResampler(info.samplerate)
     frames = 0
+    blocksize = max(1, int(info.samplerate * BLOCK_SECONDS))
     try:
         with sf.SoundFile(str(path)) as f:
-            for block in f.blocks(blocksize=max(1, int(info.samplerate * BLOCK_SECONDS)), dtype="float32",
-                                  always_2d=True):
+            # read() until empty, not blocks(): libsndfile calls some codecs (GSM 6.10 WAV) not seekable,
+            # and blocks() refuses those.
+            while len(block := f.read(blocksize, dtype="float32", always_2d=True)):
                 _check_block(path, block, frames, info.samplerate, limits)
                 frames += len(block)
                 stream.feed(block)
     except PermanentError:
         raise
     except Exception as exc:
-        raise PermanentError(f"{path}: cannot decode audio ({exc})") from exc
+        raise UndecodableAudio(f"{path}: cannot decode audio ({exc})") from exc
     return stream.result(info.channels)
 
 
@@ -213,7 +219,14 @@ def load_audio(path: str | Path, *, max_seconds: float = 4 * 3600, channel_roles
     if info is not None:
         _check_stream(p, info.frames / info.samplerate if info.samplerate else 0.0, info.channels,
                       info.samplerate, limits)
-        data = _decode_soundfile(p, info, limits)
+        try:
+            data = _decode_soundfile(p, info, limits)
+        except UndecodableAudio as sf_error:
+            # libsndfile read the header but not the body: FFmpeg may know the codec; if not, both reasons.
+            try:
+                data = _decode_av(p, limits)
+            except PermanentError as av_error:
+                raise PermanentError(f"{sf_error}; FFmpeg: {str(av_error).removeprefix(f'{p}: ')}") from av_error
     else:
         data = _decode_av(p, limits)
     if data.shape[0] == 0:

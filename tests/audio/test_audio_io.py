@@ -42,6 +42,42 @@ def test_mp3_and_mono(tmp_path: Path) -> None:
     assert abs(a.duration - 2.0) < 0.1
 
 
+@pytest.mark.parametrize("subtype,channels", [("ULAW", 2), ("ALAW", 2), ("IMA_ADPCM", 2), ("MS_ADPCM", 2),
+                                               ("GSM610", 1)])
+def test_telephony_codecs_in_wav(tmp_path: Path, subtype: str, channels: int) -> None:
+    """What call recorders write: G.711 mu-law/A-law, ADPCM and GSM 6.10 (which libsndfile reads but calls
+    not seekable, and read block by block failed: 'frames must be specified for non-seekable files')."""
+    p = tmp_path / f"{subtype}.wav"
+    sf.write(p, _tone(8000, 2.0, channels), 8000, format="WAV", subtype=subtype)
+    a = load_audio(p)
+    assert a.sample_rate == 16000 and a.stereo == (channels == 2) and abs(a.duration - 2.0) < 0.05
+    first = a.samples[:, 0]
+    assert abs(np.argmax(np.abs(np.fft.rfft(first))) * 16000 / len(first) - 440) < 3
+
+
+def test_ffmpeg_decodes_what_libsndfile_reads_the_header_of_but_not_the_body(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "odd.wav"
+    sf.write(p, _tone(8000, 1.0), 8000)
+
+    def refuse(self: sf.SoundFile, *args: object, **kwargs: object) -> np.ndarray:
+        raise RuntimeError("unsupported codec")
+
+    monkeypatch.setattr(sf.SoundFile, "read", refuse)
+    a = load_audio(p)
+    assert a.stereo and abs(a.duration - 1.0) < 0.02
+    import av
+
+    def no_decoder(*args: object, **kwargs: object) -> None:
+        raise ValueError("no decoder for it either")
+
+    monkeypatch.setattr(av, "open", no_decoder)  # and when FFmpeg cannot either: both reasons, one error
+    with pytest.raises(PermanentError) as err:
+        load_audio(p)
+    assert str(err.value).startswith(f"{p}: cannot decode audio (unsupported codec); FFmpeg: cannot decode")
+    assert "no decoder for it either" in str(err.value)
+
+
 def test_channel_roles_setting(tmp_path: Path) -> None:
     p = tmp_path / "r.wav"
     sf.write(p, _tone(16000), 16000)
