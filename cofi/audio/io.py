@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from cofi.errors import PermanentError
 
 TARGET_SR = 16000
 BLOCK_SECONDS = 30.0  # decoded and resampled at a time
+SAME_SIGNAL_CORR = 0.98  # two channels this correlated over the whole call are one mix, not two legs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Audio:
     samples: np.ndarray
     sample_rate: int
     roles: list[str]  # one per channel, e.g. ["agent", "customer"]; ["mixed"] for mono
+    merged: bool = False  # stereo on disk, but the same signal on both channels: read as mono
 
     @property
     def duration(self) -> float:
@@ -231,8 +236,26 @@ def load_audio(path: str | Path, *, max_seconds: float = 4 * 3600, channel_roles
         data = _decode_av(p, limits)
     if data.shape[0] == 0:
         raise PermanentError(f"{p}: audio has zero length (no samples)")
+    merged = False
+    if data.shape[1] == 2 and (corr := channel_correlation(data)) >= SAME_SIGNAL_CORR:
+        log.info("%s: the same signal on both channels (correlation %.3f): read as mono, not as two legs", p, corr)
+        data, merged = data.mean(axis=1, keepdims=True), True
     roles = parse_roles(channel_roles) if data.shape[1] == 2 else ["mixed"]
-    return Audio(path=str(p), samples=np.ascontiguousarray(data), sample_rate=TARGET_SR, roles=roles)
+    return Audio(path=str(p), samples=np.ascontiguousarray(data), sample_rate=TARGET_SR, roles=roles, merged=merged)
+
+
+def channel_correlation(data: np.ndarray, block: int = 1 << 20) -> float:
+    """Correlation of the two channels over the whole call (0.0 when either is silent).
+
+    A recorder that writes one mix to both channels ("dual mono") makes a stereo file whose channels are
+    not the agent and the customer: read as two legs, every word would be said by both, and the IVR
+    rule (the prompt is the signal heard on both legs) would take the whole call for a prelude. Two real
+    legs correlate only where the switch plays the same prompt to both, far below SAME_SIGNAL_CORR."""
+    lr = ll = rr = 0.0
+    for i in range(0, len(data), block):
+        left, right = data[i:i + block, 0].astype(np.float64), data[i:i + block, 1].astype(np.float64)
+        lr, ll, rr = lr + float(left @ right), ll + float(left @ left), rr + float(right @ right)
+    return lr / np.sqrt(ll * rr) if ll > 1e-9 and rr > 1e-9 else 0.0
 
 
 def load_settings_audio(path: str | Path, settings: object) -> Audio:

@@ -78,6 +78,27 @@ def test_ffmpeg_decodes_what_libsndfile_reads_the_header_of_but_not_the_body(
     assert "no decoder for it either" in str(err.value)
 
 
+def test_the_same_signal_on_both_channels_is_mono(tmp_path: Path) -> None:
+    """Dual mono (one mix on both channels, at any gain, through a lossy codec too) is read as one mixed
+    channel; two legs that share only their prelude stay two speakers."""
+    t = np.arange(8000 * 3) / 8000
+    mix = 0.3 * np.sin(2 * np.pi * 300 * t) * np.sin(2 * np.pi * 1.3 * t)
+    wav = tmp_path / "dual.wav"
+    sf.write(wav, np.stack([mix, 0.5 * mix], axis=1), 8000)
+    mp3 = tmp_path / "dual.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), str(mp3)], check=True)
+    for p in (wav, mp3):
+        a = load_audio(p)
+        assert not a.stereo and a.roles == ["mixed"] and a.merged and abs(a.duration - 3.0) < 0.1
+    legs = np.stack([mix, 0.2 * np.sin(2 * np.pi * 500 * t)], axis=1)
+    legs[: 8000, 1] = 0.5 * mix[: 8000]  # a shared first second (the switch's prompt), then each leg its own
+    sf.write(tmp_path / "legs.wav", legs, 8000)
+    a = load_audio(tmp_path / "legs.wav")
+    assert a.stereo and a.roles == ["agent", "customer"] and not a.merged
+    sf.write(tmp_path / "one_leg.wav", np.stack([mix, np.zeros_like(mix)], axis=1), 8000)
+    assert load_audio(tmp_path / "one_leg.wav").stereo  # a silent leg is a leg
+
+
 def test_channel_roles_setting(tmp_path: Path) -> None:
     p = tmp_path / "r.wav"
     sf.write(p, _tone(16000), 16000)

@@ -51,6 +51,25 @@ def test_call_without_ivr_is_left_alone(settings: Settings, call: CallFactory, s
     assert_encodes("ivr", event, out.result, "vad")
 
 
+@pytest.mark.parametrize("ivr", [True, False])
+def test_one_mix_on_both_channels_is_read_as_mono(settings: Settings, call: CallFactory, tmp_path: Path,
+                                                  ivr: bool) -> None:
+    """A recorder that writes the same mix to both channels: the prompt rule (the signal heard on both legs)
+    used to take the whole call for a prelude and cut it all; it is read as the mono call it is."""
+    mono, truth = call(f"mix_{ivr}", seed=28, turns=4, ivr=ivr, dtmf="3", stereo=False, snr_db=20.0)
+    x, sr = sf.read(mono)
+    dual = tmp_path / "dual.wav"
+    sf.write(dual, np.stack([x, 0.6 * x], axis=1), sr, subtype="PCM_16")
+    out = build_engine("vad", settings).process(make_event(dual), make_ctx(settings, "ivr"))
+    assert out.result["ivrDetected"] == ivr, out.result["reason"]
+    if ivr:
+        assert abs(out.result["ivrEndSec"] - truth.ivr_end_sec) <= TOLERANCE_SEC, (out.result, truth.ivr_end_sec)
+        assert out.result["ivrEndSec"] < truth.first_turn_sec
+        assert sf.info(out.audio_path).channels == 1
+    else:
+        assert out.audio_path is None
+
+
 def test_silent_call_has_no_ivr(settings: Settings, tmp_path: Path) -> None:
     p = tmp_path / "silent.wav"
     sf.write(p, np.zeros((16000 * 3, 2)), 16000)
