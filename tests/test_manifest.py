@@ -23,11 +23,13 @@ def test_directory_recursive_sorted_audio_only(tmp_path: Path) -> None:
     _touch(tmp_path / "a.MP3")
     _touch(tmp_path / "sub" / "c.flac")
     _touch(tmp_path / "sub" / "deeper" / "d.ogg")
+    _touch(tmp_path / "sub" / "e.Opus")
+    _touch(tmp_path / "f.m4a")
     _touch(tmp_path / "notes.txt")
     _touch(tmp_path / "manifest.csv")
     specs = read_manifest(tmp_path)
     assert [Path(s.file).relative_to(tmp_path).as_posix() for s in specs] == [
-        "a.MP3", "b.wav", "sub/c.flac", "sub/deeper/d.ogg"]
+        "a.MP3", "b.wav", "f.m4a", "sub/c.flac", "sub/deeper/d.ogg", "sub/e.Opus"]
     assert all(os.path.isabs(s.file) and s.metadata == {} for s in specs)
 
 

@@ -22,7 +22,11 @@ from cofi.errors import ManifestError, PathRefused
 from cofi.pipeline.batchcheck import spec_problem
 from cofi.pipeline.paths import AudioRoots, check_text
 
-AUDIO_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".mp3", ".ogg"})
+# What call recorders and telephony platforms write, each decoded by cofi.audio.io (libsndfile or FFmpeg):
+# tests/audio/test_audio_io.py decodes one of every kind.
+AUDIO_EXTENSIONS: frozenset[str] = frozenset({
+    ".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".webm", ".m4a", ".aac", ".3gp", ".wma", ".aif", ".aiff",
+    ".au", ".caf", ".gsm"})
 FILE_COLUMN = "file"
 TIME_COLUMNS: tuple[str, ...] = ("callStart",)
 

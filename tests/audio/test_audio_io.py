@@ -11,6 +11,7 @@ import soundfile as sf
 
 from cofi.audio.io import StreamResampler, load_audio, resample, write_wav
 from cofi.errors import PermanentError
+from cofi.pipeline.manifest import AUDIO_EXTENSIONS
 
 
 def _tone(sr: int, sec: float = 1.0, channels: int = 2) -> np.ndarray:
@@ -97,6 +98,26 @@ def test_the_same_signal_on_both_channels_is_mono(tmp_path: Path) -> None:
     assert a.stereo and a.roles == ["agent", "customer"] and not a.merged
     sf.write(tmp_path / "one_leg.wav", np.stack([mix, np.zeros_like(mix)], axis=1), 8000)
     assert load_audio(tmp_path / "one_leg.wav").stereo  # a silent leg is a leg
+
+
+# How ffmpeg writes a 2 s stereo 8 kHz tone in each container cofi's manifests accept.
+FFMPEG_ARGS = {".mp3": [], ".ogg": ["-c:a", "libvorbis"], ".oga": ["-c:a", "libvorbis"], ".opus": ["-c:a", "libopus"],
+               ".webm": ["-c:a", "libopus"], ".m4a": ["-c:a", "aac"], ".aac": ["-c:a", "aac"],
+               ".3gp": ["-ac", "1", "-c:a", "aac"], ".wma": ["-c:a", "wmav2"], ".aif": [], ".aiff": [], ".au": [],
+               ".caf": ["-c:a", "pcm_s16le"], ".gsm": ["-ac", "1", "-c:a", "libgsm", "-f", "gsm"], ".flac": [],
+               ".wav": []}
+
+
+@pytest.mark.parametrize("suffix", sorted(AUDIO_EXTENSIONS))
+def test_every_extension_a_manifest_takes_decodes(tmp_path: Path, suffix: str) -> None:
+    src = tmp_path / "src.wav"
+    sf.write(src, _tone(8000, 2.0), 8000)
+    out = tmp_path / f"call{suffix}"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), *FFMPEG_ARGS[suffix], str(out)], check=True)
+    a = load_audio(out)
+    assert a.sample_rate == 16000 and abs(a.duration - 2.0) < 0.2
+    first = a.samples[:, 0]
+    assert abs(np.argmax(np.abs(np.fft.rfft(first))) * 16000 / len(first) - 440) < 5
 
 
 def test_channel_roles_setting(tmp_path: Path) -> None:
