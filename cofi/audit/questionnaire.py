@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 SPEECH_METRICS = ("durationSec", "talkTimeAgentSec", "talkTimeCustomerSec", "talkRatio", "silenceRatio",
                   "longestSilenceSec", "overtalkSec", "speechRateWpm")
+# Known only when the agent and the customer are on channels of their own (a stereo call); a mono call
+# reports them as 0, which a threshold would read as a fact ("talkRatio=0 < 0.7": the agent let the customer talk).
+ROLE_METRICS = ("talkTimeAgentSec", "talkTimeCustomerSec", "talkRatio", "overtalkSec")
 OPS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne,
 }
@@ -168,8 +171,16 @@ def speech_answer(question: Question, speech: Mapping[str, Any] | None) -> tuple
     assert question.speech is not None, f"{question.id} is not a speech question"
     if not speech or question.speech.metric not in speech:
         return ("na" if "na" in question.options else "no"), "no speech parameters"
+    if question.speech.metric in ROLE_METRICS and not has_roles(speech):
+        why = f"{question.speech.metric} unknown: no separate agent and customer channels (a mono call)"
+        return ("na", why) if "na" in question.options else ("", f"needs review, {why}")
     holds = question.speech.holds(speech)
     return ("yes" if holds else "no"), question.speech.describe(speech)
+
+
+def has_roles(speech: Mapping[str, Any]) -> bool:
+    """Whether the call's talk was split by speaker: some talk time on the agent's or the customer's channel."""
+    return float(speech.get("talkTimeAgentSec") or 0) + float(speech.get("talkTimeCustomerSec") or 0) > 0
 
 
 def trade_answer(question: Question, trade_checks: list[Mapping[str, Any]]) -> tuple[str, str]:

@@ -5,7 +5,8 @@ A rule file (YAML or JSON) is a list of rules (or `{rules: [...]}`), each with `
 - `when` (alias `expression`): a condition that must hold for the call to pass, over
   `answers.<questionId>` (normalized option or None), `speech.<SpeechParams field>`,
   `trades.total|confirmed|contradicted|not_mentioned`, `score` (0-100) and `language`;
-  evaluated with simpleeval, never `eval`;
+  evaluated with simpleeval, never `eval`. The speaker metrics (talkTime*, talkRatio, overtalkSec) read 0 on
+  a mono call (no agent or customer channel): guard them with `speech.talkTimeAgentSec > 0 and ...`;
 - `llm`: a natural-language rule the LLM judges over the transcript.
 Every name in an expression is checked at load time, so a typo fails the submit, not the batch.
 """

@@ -72,3 +72,19 @@ def test_speech_question_answered_from_parameters() -> None:
     assert speech_answer(q, {"silenceRatio": 0.1}) == ("yes", "silenceRatio=0.1 < 0.3")
     assert speech_answer(q, {"silenceRatio": 0.5})[0] == "no"
     assert speech_answer(q, None)[0] == "na"
+
+
+@pytest.mark.parametrize("options,expected", [(["yes", "no", "na"], "na"), (["yes", "no"], "")])
+def test_a_speaker_metric_of_a_mono_call_is_not_a_fact(options: list[str], expected: str) -> None:
+    """A mono call has no agent or customer channel: its talkRatio 0 is unknown, not "the agent never talked"."""
+    q = load_questionnaire({"questions": [{"id": "balanced", "text": "Agent talks less than 70%", "type": "speech",
+                                           "options": options,
+                                           "speech": {"metric": "talkRatio", "op": "<", "threshold": 0.7}}]}
+                           ).questions[0]
+    mono = {"talkTimeAgentSec": 0.0, "talkTimeCustomerSec": 0.0, "talkRatio": 0.0, "silenceRatio": 0.2}
+    answer, evidence = speech_answer(q, mono)
+    assert answer == expected and "mono call" in evidence
+    stereo = {"talkTimeAgentSec": 20.0, "talkTimeCustomerSec": 5.0, "talkRatio": 0.8, "silenceRatio": 0.2}
+    assert speech_answer(q, stereo) == ("no", "talkRatio=0.8 < 0.7")
+    silence = next(x for x in default_questionnaire().questions if x.id == "low_silence")
+    assert speech_answer(silence, mono)[0] == "yes"  # what needs no roles is still answered
