@@ -13,13 +13,14 @@ an option worth 0 makes the call a critical fail.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SPEECH_METRICS = ("durationSec", "talkTimeAgentSec", "talkTimeCustomerSec", "talkRatio", "silenceRatio",
                   "longestSilenceSec", "overtalkSec", "speechRateWpm")
@@ -93,7 +94,32 @@ class Questionnaire(BaseModel):
     id: str = "default"
     version: str = "1"
     pass_score: float = Field(70.0, ge=0, le=100, description="score (0-100) at or above which a call passes")
+    languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1,
+                                 description="languages of the calls it can audit (its questions and cues are "
+                                             "written for them; Whisper's codes: en, es, hi...); ['*'] for any")
     questions: list[Question] = Field(min_length=1)
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, v: list[str]) -> list[str]:
+        codes = [c.strip().lower() for c in v]
+        bad = [c for c in codes if not re.fullmatch(r"\*|[a-z]{2,3}", c)]
+        if bad:
+            raise ValueError(f"languages: {bad} are not language codes (en, es, hi, ...) or '*'")
+        return codes
+
+    def language_gap(self, language: str | None) -> str | None:
+        """Why a call in `language` cannot be audited with this questionnaire, or None when it can.
+
+        Its cues and questions are written in its languages: over a call in another one no cue matches
+        and every "did the agent say X" would be a confident "no" (a Spanish call that disclosed the
+        recording was a critical_fail). An undetermined language (no speech) is audited as it is."""
+        lang = (language or "").strip().lower()
+        if "*" in self.languages or lang in ("", "und") or lang in self.languages:
+            return None
+        return (f"the call is in {lang!r}; questionnaire {self.id} audits {', '.join(self.languages)} calls "
+                f"(its `languages`): a person reviews it, or `cofi reaudit` gives the batch a questionnaire that "
+                f"lists {lang!r} (with cues in it)")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Questionnaire:

@@ -45,3 +45,10 @@ def audit_artifact(event: Mapping[str, Any]) -> str:
     if results.redact is not None:
         return results.redact.transcriptPath
     return results.stt.transcriptPath if results.stt is not None and REDACT not in (event.get("stages") or []) else ""
+
+
+def call_language(event: Mapping[str, Any]) -> str:
+    """The language the call was transcribed in (stt's, else lid's; '' when neither ran)."""
+    results = results_of(event)
+    return ((results.stt.language if results.stt is not None else "")
+            or (results.lid.language if results.lid is not None else ""))

@@ -21,7 +21,7 @@ from services.console.auth import SESSION_COOKIE, Auth, User, check_csrf
 
 HERE = Path(__file__).resolve().parent
 STATUS_CLASS = {"Completed": "ok", "InProgress": "run", "Failed": "bad", "Cancelled": "warn", "Rejected": "bad",
-                "Skipped": "dim", "Pending": "dim", "pass": "ok", "fail": "bad", "critical_fail": "bad",
+                "Skipped": "dim", "Pending": "dim", "pass": "ok", "fail": "bad", "critical_fail": "bad", "review": "warn",
                 "success": "ok", "failed": "bad"}
 
 

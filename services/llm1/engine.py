@@ -23,7 +23,7 @@ from cofi.audit.questionnaire import QuestionnaireError, questionnaire_of, speec
 from cofi.audit.trade_facts import trade_facts, uncertain_words
 from cofi.audit.transcript import Line, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
-from cofi.pipeline.transcript_source import audit_artifact, audit_transcript
+from cofi.pipeline.transcript_source import audit_artifact, audit_transcript, call_language
 from cofi.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,12 @@ def _transcript_json(event: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
 
 
+def _unchecked_trade(trade: Mapping[str, Any], why: str) -> dict[str, Any]:
+    """A trade of a call the questionnaire cannot read: unclear (a person checks it), never not_mentioned."""
+    return {"tradeId": trade["tradeId"], "status": "unclear", "mismatches": ["language"],
+            "evidence": why[:EVIDENCE_MAX], "evidenceLine": 0, "source": "facts"}
+
+
 class Llm1Engine(Engine):
     stage = "llm1"
     name = "llm"
@@ -68,13 +74,19 @@ class Llm1Engine(Engine):
         lines = split_lines(audit_transcript(event))  # the redacted transcript when the batch redacts
         shown = fit(lines, self.settings.llm_max_transcript_chars)
         usage = Usage()
-        answerer = Answerer(self.client, lines, usage, max_checks=self.settings.llm_max_checks, prompt_lines=shown)
-        answers: dict[str, AnswerRecord] = answerer.answer_all(questionnaire.by_type("llm"))
-        unsure = uncertain_words(_transcript_json(event))
-        master = default_master().merged(master_of(event.get("instruments") or []))
         trades = list(event.get("trades") or [])
-        booked = [master.get(str(t["symbol"])) for t in trades]
-        trade_checks = [self._check_trade(lines, t, master, booked, unsure, usage) for t in trades]
+        gap = questionnaire.language_gap(call_language(event))
+        if gap is not None:  # no LLM question or trade check can be read in this language: a person reviews it
+            answers = {q.id: AnswerRecord("", check=f"review: {gap}") for q in questionnaire.by_type("llm")}
+            trade_checks = [_unchecked_trade(t, gap) for t in trades]
+        else:
+            answerer = Answerer(self.client, lines, usage, max_checks=self.settings.llm_max_checks,
+                                prompt_lines=shown)
+            answers = answerer.answer_all(questionnaire.by_type("llm"))
+            unsure = uncertain_words(_transcript_json(event))
+            master = default_master().merged(master_of(event.get("instruments") or []))
+            booked = [master.get(str(t["symbol"])) for t in trades]
+            trade_checks = [self._check_trade(lines, t, master, booked, unsure, usage) for t in trades]
         for q in questionnaire.by_type("speech"):
             a, ev = speech_answer(q, stt.get("speech"))
             answers[q.id] = AnswerRecord(a, ev, "speech")

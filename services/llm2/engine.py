@@ -21,7 +21,7 @@ from cofi.audit.transcript import by_number, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.results import Llm1Result, SttResult
 from cofi.pipeline.stages import results_of
-from cofi.pipeline.transcript_source import audit_transcript
+from cofi.pipeline.transcript_source import audit_transcript, call_language
 from cofi.settings import Settings
 from services.llm2.scoring import score_answers, verdict
 
@@ -81,8 +81,8 @@ class Llm2Engine(Engine):
         raw, notes = raw_answers(questionnaire, event)
         scored = score_answers(questionnaire, raw)
         results = results_of(event)
-        stt, lid = results.stt, results.lid
-        language = (stt.language if stt is not None else "") or (lid.language if lid is not None else "")
+        stt = results.stt
+        language = call_language(event)
         names = rule_names(scored.normalized, _speech(stt), _trade_checks(results.llm1), scored.score, language,
                            {q.id for q in questionnaire.questions})
         rule_results = []
@@ -92,6 +92,9 @@ class Llm2Engine(Engine):
             rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
                                  "severity": rule.severity, "reason": reason})
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
+        gap = questionnaire.language_gap(language)
+        if gap is not None:  # its answers say nothing about the call: neither a pass nor a fail
+            v, reasons = "review", [f"not audited: {gap}", *reasons]
         return StageOutput(result={"answers": scored.answers, "rules": rule_results, "score": scored.score,
                                    "verdict": v, "reasons": reasons})
 

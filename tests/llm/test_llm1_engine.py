@@ -86,3 +86,23 @@ def test_invalid_llm_output_twice_leaves_the_answer_for_review(ctx: Callable[[st
     out2 = build_llm2("rules", Settings()).process(ev1, ctx("llm2")).result
     assert out2["verdict"] == "fail"
     assert "critical question recording has an unrecognised answer (needs review)" in out2["reasons"]
+
+
+def test_a_call_in_a_language_the_questionnaire_does_not_audit_is_left_for_review(
+        ctx: Callable[[str], StageContext]) -> None:
+    """English cues over a Spanish call matched nothing: every question was a confident "no" and a call that
+    disclosed the recording was a critical_fail. Now no LLM is asked (the endpoint is dead here) and
+    nothing is answered but what needs no words."""
+    engine = build_engine("llm", Settings(llm_base_url=dead_url(), llm_dialect="openai", llm_max_retries=1))
+    trade = {"tradeId": "T1", "clientCode": "C1", "symbol": "INFY", "side": "BUY", "quantity": 10.0, "price": 1500.0,
+             "tradeTime": "2026-01-15T09:00:00+00:00", "phone": None}
+    ev = make_event("agent: Le informo que esta llamada está siendo grabada.", language="es", trades=[trade])
+    out = engine.process(ev, ctx("llm1")).result
+    engine.close()
+    by_id = {a["questionId"]: a for a in out["answers"]}
+    for qid in ("greeting", "identity_verified", "recording_disclosed", "order_placed", "agent_rude"):
+        assert by_id[qid]["answer"] == "" and by_id[qid]["check"].startswith("review: the call is in 'es'")
+    assert by_id["low_silence"]["answer"] == "yes"  # speech parameters need no language
+    assert out["tradeChecks"][0]["status"] == "unclear" and by_id["trades_confirmed"]["answer"] == ""
+    assert out["promptTokens"] == 0
+    get_codec().encode("FileEvent", with_result(ev, "llm1", out))

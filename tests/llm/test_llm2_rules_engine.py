@@ -124,3 +124,17 @@ def test_build_engine_names() -> None:
     assert worker_build_engine("llm2", Settings()).name == "rules"
     with pytest.raises(ValueError, match="unknown LLM2_ENGINE 'nope'"):
         build_engine("nope", Settings())
+
+
+@pytest.mark.parametrize("language,languages,verdict", [
+    ("es", None, "review"), ("en", None, "pass"), ("und", None, "pass"), ("es", "[es, en]", "pass"),
+    ("hi", "['*']", "pass")])
+def test_a_call_the_questionnaire_cannot_read_is_reviewed_not_judged(
+        ctx: Callable[[str], StageContext], language: str, languages: str | None, verdict: str) -> None:
+    text = QUESTIONNAIRE if languages is None else f"languages: {languages}\n{QUESTIONNAIRE}"
+    ev = make_event("t", questionnaire=text, language=language,
+                    llm1=llm1({"greeting": "yes", "recording": "yes", "risk": "yes"}))
+    out = run(ev, ctx)
+    assert out["verdict"] == verdict
+    if verdict == "review":
+        assert out["reasons"][0].startswith("not audited: the call is in 'es'; questionnaire default audits en")

@@ -88,3 +88,12 @@ def test_a_speaker_metric_of_a_mono_call_is_not_a_fact(options: list[str], expec
     assert speech_answer(q, stereo) == ("no", "talkRatio=0.8 < 0.7")
     silence = next(x for x in default_questionnaire().questions if x.id == "low_silence")
     assert speech_answer(silence, mono)[0] == "yes"  # what needs no roles is still answered
+
+
+def test_languages_name_the_calls_a_questionnaire_can_audit() -> None:
+    q = default_questionnaire()
+    assert q.languages == ["en"] and q.language_gap("en") is None and q.language_gap("und") is None
+    assert "the call is in 'fr'" in (q.language_gap("FR") or "")
+    assert load_questionnaire({"languages": ["ES", "*"], "questions": [{"id": "a", "text": "x"}]}).language_gap("zh") is None
+    with pytest.raises(QuestionnaireError, match="not language codes"):
+        load_questionnaire({"languages": ["spanish"], "questions": [{"id": "a", "text": "x"}]})
