@@ -11,7 +11,10 @@ A small model reads a whole call poorly but judges one statement well. So, per q
    nothing, so an instruction spoken in the call cannot flip an answer. A line judged "no" with its
    replies is judged once more alone: the replies help the model see some things (a security
    question answered and accepted) and hide others ("Can you confirm your date of birth?" followed by
-   the customer's order was judged "no": every identity check of the demo's calls failed).
+   the customer's order was judged "no": every identity check of the demo's calls failed). Still "no",
+   a line that ends in a question of its own is judged once more up to its cue (`cue_clause`): Whisper
+   joins sentences with commas, and "please note this call is recorded, can you confirm your date of
+   birth?" was judged "no". The evidence stays the whole line.
 4. A question with no line worth checking is asked over the whole transcript; a positive answer
    with no line to check it against is left for review, never accepted silently.
 Requests for one question share their prefix (system prompt + question), which a llama.cpp
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cofi.audit import prompts
-from cofi.audit.evidence import candidates
+from cofi.audit.evidence import candidates, cue_clause
 from cofi.audit.llm_client import LlmClient, LlmOutputError, Usage
 from cofi.audit.questionnaire import Question
 from cofi.audit.transcript import Line
@@ -99,6 +102,8 @@ class Answerer:
             shown = self._check(q, cand, after)
             if shown is False and after:  # the replies can hide what the line itself shows (see module doc)
                 shown = self._check(q, cand, [])
+            if shown is False and (part := cue_clause(q, cand.text)) is not None:  # and so can its own end
+                shown = self._check(q, Line(cand.number, cand.speaker, part), [])
             if shown is None:
                 return AnswerRecord("", cand.quote, line=cand.number,
                                     check=f"review: the check of line {cand.number} got no valid reply")

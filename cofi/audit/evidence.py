@@ -62,3 +62,26 @@ def candidates(q: Question, lines: list[Line], k: int = 3) -> list[Line]:
                          key=lambda p: (-p[0], p[1].number))
         out += [ln for n, ln in lexical if n > 0]
     return out[:k]
+
+
+_CLAUSE_RE = re.compile(r"\s*[,;:]\s+|\s+[-\u2013\u2014]+\s+")
+
+
+def cue_clause(q: Question, text: str) -> str | None:
+    """The part of a line that ends in a question of its own before that question: the clauses (split at
+    commas, semicolons, colons, dashes) up to the last one holding a cue of `q`; None when the line does
+    not end in another clause's question or no clause before it holds a cue.
+
+    Whisper joins sentences with commas ("please note this call is recorded, can you confirm your date of
+    birth?"), and a small model judging such a line answers the question at its end: "no" to whether the
+    recording was disclosed. Without that question it judges it right. Only this shape is retried (a
+    comma splice without a trailing question it judges well), and what precedes the cue stays, so a
+    negation or a condition before it still counts."""
+    clauses = [c.strip() for c in _CLAUSE_RE.split(text) if c.strip()]
+    if len(clauses) < 2 or not q.cues or not clauses[-1].endswith("?"):
+        return None
+    cued = [i for i, c in enumerate(clauses[:-1]) if cue_hits(q, c)]
+    if not cued:
+        return None
+    end = text.find(clauses[cued[-1]]) + len(clauses[cued[-1]])
+    return text[:end].strip()

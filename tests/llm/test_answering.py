@@ -70,6 +70,27 @@ def test_no_line_that_shows_it_is_no(server: Any) -> None:
     client.close()
 
 
+def test_the_clause_with_the_cue_is_judged_alone_when_its_line_was_not_enough(server: Any) -> None:
+    """Whisper's comma splice "please note this call is recorded, can you confirm your date of birth?" was
+    judged "no" (the model answers the question at its end); the line up to its cue is judged on its own.
+    The evidence is the whole line. A line without such a trailing question is not judged twice."""
+    call = split_lines("agent: Before we continue, please note this call is recorded, can you confirm your "
+                       "date of birth?\ncustomer: Sure.")
+    srv, client = server("no", "no", "yes")
+    out = Answerer(client, call, Usage()).answer_all([RECORDING])["rec"]
+    assert (out.answer, out.line, out.check) == ("yes", 1, "verified")
+    assert out.evidence == "agent: Before we continue, please note this call is recorded, can you confirm your " \
+                           "date of birth?"
+    last = srv.requests[-1]["messages"][-1]["content"]
+    assert "> agent: Before we continue, please note this call is recorded\n" in last + "\n" and "birth" not in last
+    client.close()
+    srv, client = server("no", "no")
+    out = Answerer(client, split_lines("agent: Sure, this call is recorded.\ncustomer: Ok."), Usage()).answer_all(
+        [RECORDING])["rec"]
+    assert out.answer == "no" and len(srv.requests) == 2
+    client.close()
+
+
 def test_requires_makes_na_without_asking(server: Any) -> None:
     srv, client = server("no", "no", "no", "no")
     out = Answerer(client, CALL, Usage()).answer_all([RECORDING, READ_BACK])
