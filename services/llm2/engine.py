@@ -94,7 +94,8 @@ class Llm2Engine(Engine):
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
         gap = questionnaire.language_gap(language)
         if gap is not None:  # its answers say nothing about the call: neither a pass nor a fail
-            v, reasons = "review", [f"not audited: {gap}", *reasons]
+            v, reasons = "review", [f"not audited: {gap}", *(f"rule {r['ruleId']} failed: {r['reason']}"
+                                                               for r in rule_results if not r["passed"])]
         return StageOutput(result={"answers": scored.answers, "rules": rule_results, "score": scored.score,
                                    "verdict": v, "reasons": reasons})
 

@@ -138,3 +138,4 @@ def test_a_call_the_questionnaire_cannot_read_is_reviewed_not_judged(
     assert out["verdict"] == verdict
     if verdict == "review":
         assert out["reasons"][0].startswith("not audited: the call is in 'es'; questionnaire default audits en")
+        assert len(out["reasons"]) == 1  # not the score or the unanswered questions: they say nothing here
