@@ -54,6 +54,14 @@ def raw_answers(q: Questionnaire, event: Mapping[str, Any]) -> tuple[dict[str, s
     return raw, notes
 
 
+def _no_speech(questionnaire: Questionnaire, event: Mapping[str, Any]) -> str | None:
+    """Why a call whose transcript is empty is not judged on what was said (a dead or one-sided recording,
+    a caller who hung up on hold): every "did the agent say X" would be "no" and fail the agent."""
+    if not questionnaire.by_type("llm") or audit_transcript(event).strip():
+        return None
+    return "no speech was transcribed (silence, music or tones only): nothing said can be audited"
+
+
 class Llm2Engine(Engine):
     stage = "llm2"
     name = "rules"
@@ -92,7 +100,7 @@ class Llm2Engine(Engine):
             rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
                                  "severity": rule.severity, "reason": reason})
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
-        gap = questionnaire.language_gap(language)
+        gap = questionnaire.language_gap(language) or _no_speech(questionnaire, event)
         if gap is not None:  # its answers say nothing about the call: neither a pass nor a fail
             v, reasons = "review", [f"not audited: {gap}", *(f"rule {r['ruleId']} failed: {r['reason']}"
                                                                for r in rule_results if not r["passed"])]

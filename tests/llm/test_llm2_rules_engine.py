@@ -139,3 +139,15 @@ def test_a_call_the_questionnaire_cannot_read_is_reviewed_not_judged(
     if verdict == "review":
         assert out["reasons"][0].startswith("not audited: the call is in 'es'; questionnaire default audits en")
         assert len(out["reasons"]) == 1  # not the score or the unanswered questions: they say nothing here
+
+
+def test_a_call_without_speech_is_reviewed_not_failed(ctx: Callable[[str], StageContext]) -> None:
+    """An empty transcript answered every question "no" and failed the agent on the critical ones."""
+    ev = make_event("", questionnaire=QUESTIONNAIRE, language="und",
+                    llm1=llm1({"greeting": "no", "recording": "no", "risk": "no"}))
+    out = run(ev, ctx)
+    assert out["verdict"] == "review" and out["reasons"] == [
+        "not audited: no speech was transcribed (silence, music or tones only): nothing said can be audited"]
+    speech_only = "questions:\n  - {id: quiet, text: q, type: speech, speech: {metric: silenceRatio, op: '<', threshold: 0.3}}"
+    out = run(make_event("", questionnaire=speech_only, language="und"), ctx)
+    assert out["verdict"] == "pass"  # nothing in it depends on words
