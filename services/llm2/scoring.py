@@ -6,6 +6,8 @@ takes it out of the score; an unrecognised answer counts as 0 of its weight. Ver
 - fail: score below the questionnaire's pass_score, a major rule failed, a critical
   question's answer was unrecognised, or nothing could be scored;
 - pass otherwise (failed minor rules are listed in reasons only).
+The engine replaces it with `review` when the answers say nothing about the call (a language the
+questionnaire does not audit, no speech transcribed): services/llm2/engine.py.
 """
 
 from __future__ import annotations
