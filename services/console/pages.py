@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import Connection
 
 from services.console import actions, queries
 from services.console.auth import User
@@ -53,17 +54,25 @@ def _live(request: Request, batch_id: int) -> dict[str, Any]:
 
 
 @router.get("/batches/{batch_id}", response_class=HTMLResponse)
-def batch_page(request: Request, batch_id: int, sent: str = "", page: int = 0, file_status: str = "") -> Response:
+def batch_page(request: Request, batch_id: int, sent: str = "", page: int = 0, file_status: str = "",
+               verdict: str = "") -> Response:
     live = _live(request, batch_id)
     with state(request).db.connect() as conn:
-        files, total = queries.files_page(conn, batch_id, page, file_status)
+        files = _files(conn, batch_id, page, file_status, verdict)
         fails = queries.failures(conn, batch_id)
         monitor = queries.monitoring_tables(conn, batch_id)
         config = queries.batch_config(conn, batch_id)
-    return render(request, "batch.html", batch_id=batch_id, **live, files=files, files_total=total, page=page,
-                  page_size=queries.FILES_PAGE, file_status=file_status, failures=fails, monitor=monitor,
+    return render(request, "batch.html", batch_id=batch_id, **live, **files, failures=fails, monitor=monitor,
                   config=config, sent=sent if sent in actions.ACTIONS else "", effects=actions.EFFECTS,
                   actions=actions.ACTIONS)
+
+
+def _files(conn: Connection, batch_id: int, page: int, file_status: str, verdict: str) -> dict[str, Any]:
+    """The files table's page, its filters and the verdict counts (the filter links), for both templates."""
+    verdict = verdict if verdict in queries.VERDICTS else ""
+    files, total = queries.files_page(conn, batch_id, page, file_status, verdict)
+    return {"files": files, "files_total": total, "page": page, "page_size": queries.FILES_PAGE,
+            "file_status": file_status, "verdict": verdict, "verdicts": queries.verdict_counts(conn, batch_id)}
 
 
 @router.get("/batches/{batch_id}/live", response_class=HTMLResponse)
@@ -73,12 +82,12 @@ def batch_live(request: Request, batch_id: int) -> Response:
 
 
 @router.get("/batches/{batch_id}/files", response_class=HTMLResponse)
-def batch_files(request: Request, batch_id: int, page: int = 0, file_status: str = "") -> Response:
+def batch_files(request: Request, batch_id: int, page: int = 0, file_status: str = "",
+                verdict: str = "") -> Response:
     with state(request).db.connect() as conn:
-        files, total = queries.files_page(conn, batch_id, page, file_status)
+        files = _files(conn, batch_id, page, file_status, verdict)
         status = actions.batch_view(conn, batch_id).status
-    return render(request, "_batch_files.html", batch_id=batch_id, files=files, files_total=total, page=page,
-                  page_size=queries.FILES_PAGE, file_status=file_status, final=status in queries.FINAL)
+    return render(request, "_batch_files.html", batch_id=batch_id, **files, final=status in queries.FINAL)
 
 
 @router.get("/batches/{batch_id}/details", response_class=HTMLResponse)

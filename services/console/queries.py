@@ -21,6 +21,7 @@ FINAL = frozenset({"Completed", "Failed", "Cancelled", "Rejected"})
 STATUSES = ("InProgress", "Completed", "Failed", "Cancelled", "Rejected", "Pending")
 LIST_LIMIT = 100
 FILES_PAGE = 100
+VERDICTS = ("critical_fail", "fail", "review", "pass")  # as llm2 gives them, the ones to act on first
 
 
 @dataclass
@@ -113,16 +114,29 @@ def failures(conn: Connection, batch_id: int, limit: int = 50) -> list[dict[str,
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def files_page(conn: Connection, batch_id: int, page: int = 0, status: str = "") -> tuple[list[dict[str, Any]], int]:
-    """One page of the batch's files with their verdict, and the number of matching files."""
+def files_page(conn: Connection, batch_id: int, page: int = 0, status: str = "",
+               verdict: str = "") -> tuple[list[dict[str, Any]], int]:
+    """One page of the batch's files with their verdict (only those with `status` / `verdict` when given),
+    and the number of matching files."""
     fd, ar = db.file_distribution, db.audit_result
-    where = [fd.c.batchId == batch_id] + ([fd.c.status == status] if status else [])
-    total = conn.execute(select(func.count()).select_from(fd).where(*where)).scalar_one()
+    joined = fd.outerjoin(ar, and_(ar.c.batchId == fd.c.batchId, ar.c.fileId == fd.c.fileId))
+    where = ([fd.c.batchId == batch_id] + ([fd.c.status == status] if status else [])
+             + ([ar.c.verdict == verdict] if verdict else []))
+    total = conn.execute(select(func.count()).select_from(joined).where(*where)).scalar_one()
     query = (select(fd.c.fileId, fd.c.file, fd.c.status, fd.c.currentStage, fd.c.failedStage, fd.c.worker,
                     ar.c.language, ar.c.verdict, ar.c.score)
-             .select_from(fd.outerjoin(ar, and_(ar.c.batchId == fd.c.batchId, ar.c.fileId == fd.c.fileId)))
+             .select_from(joined)
              .where(*where).order_by(fd.c.file).limit(FILES_PAGE).offset(max(page, 0) * FILES_PAGE))
     return [dict(r) for r in conn.execute(query).mappings()], int(total)
+
+
+def verdict_counts(conn: Connection, batch_id: int) -> dict[str, int]:
+    """Files of the batch per verdict (those without one yet left out), in VERDICTS order."""
+    ar = db.audit_result
+    counts = dict(conn.execute(select(ar.c.verdict, func.count()).where(ar.c.batchId == batch_id,
+                                                                      ar.c.verdict.is_not(None))
+                               .group_by(ar.c.verdict)).all())
+    return {v: int(counts.pop(v, 0)) for v in VERDICTS} | {str(k): int(n) for k, n in counts.items()}
 
 
 def batch_config(conn: Connection, batch_id: int) -> dict[str, Any]:
