@@ -6,7 +6,7 @@ Keep it short: anything else vulture finds is dead code to delete."""
 _ = object()
 
 # pydantic: validators and fields read through model_dump() / Avro, never by attribute
-_._consistent, _._unique_ids, _._both_spellings, _._one_kind, _.version, _.model_config
+_._consistent, _._unique_ids, _._both_spellings, _._one_kind, _._language_codes, _.version, _.model_config
 _.outputPath, _.sampleRate, _.noiseReductionDb, _.ivrDetected, _.dtmfDigits
 _.durationSec, _.talkTimeAgentSec, _.talkTimeCustomerSec, _.talkRatio, _.silenceRatio, _.longestSilenceSec
 _.overtalkSec, _.speechRateWpm, _.tradeId, _.promptTokens, _.completionTokens, _.maxPoints, _.ruleId
