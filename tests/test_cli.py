@@ -210,7 +210,10 @@ def test_read_commands_render_database_rows(cli: CliRunner, db_engine: Engine, t
     llm1_line = next(line for line in r.output.splitlines() if line.startswith("llm1"))
     assert llm1_line.split()[-3:] == ["2", "0", "2"]  # the stt failure never reaches llm1
     assert "Skipped" in next(line for line in r.output.splitlines() if line.startswith("denoise"))
+    verdicts = next(line for line in r.output.splitlines() if line.startswith("verdicts"))
+    assert verdicts.split() == ["verdicts", "critical_fail", "0", "fail", "1", "review", "0", "pass", "1"]
     assert cli.invoke(app, ["status", "9002"]).exit_code == 1  # InProgress
+    assert "verdicts" not in cli.invoke(app, ["status", "9002"]).output  # none yet: no line
     r = cli.invoke(app, ["status", "1234"])
     assert r.exit_code == 1 and "not in the database" in r.output
 

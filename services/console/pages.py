@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
+from cofi.ops.cli.readmodel import VERDICTS, verdict_counts
 from services.console import actions, queries
 from services.console.auth import User
 from services.console.web import checked_operator, current_user, operator, render, state
@@ -69,10 +70,10 @@ def batch_page(request: Request, batch_id: int, sent: str = "", page: int = 0, f
 
 def _files(conn: Connection, batch_id: int, page: int, file_status: str, verdict: str) -> dict[str, Any]:
     """The files table's page, its filters and the verdict counts (the filter links), for both templates."""
-    verdict = verdict if verdict in queries.VERDICTS else ""
+    verdict = verdict if verdict in VERDICTS else ""
     files, total = queries.files_page(conn, batch_id, page, file_status, verdict)
     return {"files": files, "files_total": total, "page": page, "page_size": queries.FILES_PAGE,
-            "file_status": file_status, "verdict": verdict, "verdicts": queries.verdict_counts(conn, batch_id)}
+            "file_status": file_status, "verdict": verdict, "verdicts": verdict_counts(conn, batch_id)}
 
 
 @router.get("/batches/{batch_id}/live", response_class=HTMLResponse)

@@ -21,7 +21,6 @@ FINAL = frozenset({"Completed", "Failed", "Cancelled", "Rejected"})
 STATUSES = ("InProgress", "Completed", "Failed", "Cancelled", "Rejected", "Pending")
 LIST_LIMIT = 100
 FILES_PAGE = 100
-VERDICTS = ("critical_fail", "fail", "review", "pass")  # as llm2 gives them, the ones to act on first
 
 
 @dataclass
@@ -128,15 +127,6 @@ def files_page(conn: Connection, batch_id: int, page: int = 0, status: str = "",
              .select_from(joined)
              .where(*where).order_by(fd.c.file).limit(FILES_PAGE).offset(max(page, 0) * FILES_PAGE))
     return [dict(r) for r in conn.execute(query).mappings()], int(total)
-
-
-def verdict_counts(conn: Connection, batch_id: int) -> dict[str, int]:
-    """Files of the batch per verdict (those without one yet left out), in VERDICTS order."""
-    ar = db.audit_result
-    counts = dict(conn.execute(select(ar.c.verdict, func.count()).where(ar.c.batchId == batch_id,
-                                                                      ar.c.verdict.is_not(None))
-                               .group_by(ar.c.verdict)).all())
-    return {v: int(counts.pop(v, 0)) for v in VERDICTS} | {str(k): int(n) for k, n in counts.items()}
 
 
 def batch_config(conn: Connection, batch_id: int) -> dict[str, Any]:

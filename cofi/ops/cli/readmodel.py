@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -91,6 +91,7 @@ class BatchView:
     total: int
     stages: list[StageView]
     file_status: dict[str, int]
+    verdicts: dict[str, int] = field(default_factory=dict)  # files per verdict, VERDICTS first
 
     @property
     def status(self) -> str | None:
@@ -117,7 +118,20 @@ def load_batch_view(conn: Connection, batch_id: int) -> BatchView:
         done, failed = int(sums[i + 1]), int(failed_at.get(spec.name, 0))
         stages.append(StageView(spec.name, status, done, failed, max(total - lost, 0)))
         lost += failed
-    return BatchView(batch_id, row, max(total, int(row["totalFiles"]) if row else 0), stages, file_status)
+    return BatchView(batch_id, row, max(total, int(row["totalFiles"]) if row else 0), stages, file_status,
+                     verdict_counts(conn, batch_id))
+
+
+VERDICTS = ("critical_fail", "fail", "review", "pass")  # as llm2 gives them, the ones to act on first
+
+
+def verdict_counts(conn: Connection, batch_id: int) -> dict[str, int]:
+    """Files of the batch per verdict (those without one yet left out), in VERDICTS order, others after."""
+    ar = db.audit_result
+    counts = dict(conn.execute(select(ar.c.verdict, func.count()).where(ar.c.batchId == batch_id,
+                                                                      ar.c.verdict.is_not(None))
+                               .group_by(ar.c.verdict)).all())
+    return {v: int(counts.pop(v, 0)) for v in VERDICTS} | {str(k): int(n) for k, n in counts.items()}
 
 
 def row_stamp(settings: Settings, batch_id: int) -> datetime | None:

@@ -18,6 +18,8 @@ WIDE_RESULT_COLUMNS = 8
 STATUS_STYLE = {"Completed": "green", "InProgress": "cyan", "Failed": "red", "Cancelled": "yellow",
                 "Rejected": "red", "Skipped": "dim", "Pending": "white"}
 
+VERDICT_STYLE = {"critical_fail": "bold red", "fail": "red", "review": "yellow", "pass": "green"}
+
 
 def styled(status: str | None) -> Text:
     return Text(status or "-", style=STATUS_STYLE.get(status or "", ""))
@@ -49,6 +51,9 @@ def render_batch(view: BatchView) -> Group:
     if r.get("reason"):
         parts.append(Text(f"reason: {r['reason']}", style="yellow"))
     parts.append(table)
+    if any(view.verdicts.values()):
+        parts.append(Text.assemble("verdicts ", *(part for v, n in view.verdicts.items() for part in (
+            (f"{v} {n}", VERDICT_STYLE.get(v, "") if n else "dim"), "   "))))
     return Group(*parts)
 
 
