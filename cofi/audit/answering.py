@@ -15,8 +15,10 @@ A small model reads a whole call poorly but judges one statement well. So, per q
    a line that ends in a question of its own is judged once more up to its cue (`cue_clause`): Whisper
    joins sentences with commas, and "please note this call is recorded, can you confirm your date of
    birth?" was judged "no". The evidence stays the whole line.
-4. A question with no line worth checking is asked over the whole transcript; a positive answer
-   with no line to check it against is left for review, never accepted silently.
+4. A question with no line worth checking (or, without cues, none of whose candidates showed it) is
+   asked over the whole transcript. A negative answer stands; a "yes" stands only on the line the model
+   then cites, checked like a candidate (a questionnaire written in plain words, without cues, had every
+   positive left for review); any other positive answer is left for review, never accepted silently.
 Requests for one question share their prefix (system prompt + question), which a llama.cpp
 server keeps in its cache, so each further line costs only its own tokens.
 """
@@ -29,10 +31,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cofi.audit import prompts
-from cofi.audit.evidence import candidates, cue_clause
+from cofi.audit.evidence import candidates, cue_clause, speaks_for
 from cofi.audit.llm_client import LlmClient, LlmOutputError, Usage
 from cofi.audit.questionnaire import Question
-from cofi.audit.transcript import Line
+from cofi.audit.transcript import Line, is_instruction
 
 log = logging.getLogger(__name__)
 NEGATIVE = frozenset({"no", "na", "n/a", "none", "not_applicable", "unknown"})
@@ -93,23 +95,30 @@ class Answerer:
         yes = _yes(q)
         found = candidates(q, self.lines, self.max_checks)
         if yes is None:
-            return self._whole(q, [])
-        if not found:
-            return self._whole(q, found) if not q.cues else AnswerRecord(empty_answer(q), check="no line shows it")
+            return self._whole(q, None, set())
+        if not found and q.cues:
+            return AnswerRecord(empty_answer(q), check="no line shows it")
         for cand in found:
-            after = [ln for n in range(cand.number + 1, cand.number + 1 + q.context)
-                     if (ln := self.by_number.get(n)) is not None]
-            shown = self._check(q, cand, after)
-            if shown is False and after:  # the replies can hide what the line itself shows (see module doc)
-                shown = self._check(q, cand, [])
-            if shown is False and (part := cue_clause(q, cand.text)) is not None:  # and so can its own end
-                shown = self._check(q, Line(cand.number, cand.speaker, part), [])
+            shown = self._verify(q, cand)
             if shown is None:
                 return AnswerRecord("", cand.quote, line=cand.number,
                                     check=f"review: the check of line {cand.number} got no valid reply")
             if shown:
                 return AnswerRecord(yes, cand.quote, line=cand.number, check="verified")
+        if not q.cues:  # a questionnaire's own question without cues: shared words may miss the line that shows it
+            return self._whole(q, yes, {ln.number for ln in found})
         return AnswerRecord(empty_answer(q), check=f"no line shows it ({len(found)} checked)")
+
+    def _verify(self, q: Question, cand: Line) -> bool | None:
+        """Does this line show the answer yes? With its replies, then alone, then up to its cue (module doc)."""
+        after = [ln for n in range(cand.number + 1, cand.number + 1 + q.context)
+                 if (ln := self.by_number.get(n)) is not None]
+        shown = self._check(q, cand, after)
+        if shown is False and after:  # the replies can hide what the line itself shows (see module doc)
+            shown = self._check(q, cand, [])
+        if shown is False and (part := cue_clause(q, cand.text)) is not None:  # and so can its own end
+            shown = self._check(q, Line(cand.number, cand.speaker, part), [])
+        return shown
 
     def _check(self, q: Question, cand: Line, after: list[Line]) -> bool | None:
         try:
@@ -120,8 +129,10 @@ class Answerer:
         self.usage.add(res.usage)
         return res.records[0]["answer"] == "yes"
 
-    def _whole(self, q: Question, found: list[Line]) -> AnswerRecord:
-        """No line to check: ask over the whole transcript; accept only a negative answer as it is."""
+    def _whole(self, q: Question, yes: str | None, checked: set[int]) -> AnswerRecord:
+        """No line to check (or none of the candidates showed it): ask over the whole transcript. A negative
+        answer stands as it is; a "yes" stands only on the line the model then cites, checked like any
+        candidate; any other positive answer is left for review, never accepted silently."""
         try:
             res = self.client.chat(prompts.question_messages(self.prompt_lines, q), prompts.answer_format(q))
         except LlmOutputError as exc:
@@ -130,5 +141,26 @@ class Answerer:
         self.usage.add(res.usage)
         answer = str(res.records[0]["answer"])
         if answer.lower() in NEGATIVE:
-            return AnswerRecord(answer, check="whole transcript")
-        return AnswerRecord("", check=f"review: the model answered {answer!r} with no line that can be checked")
+            return AnswerRecord(answer, check="whole transcript" + (f" ({len(checked)} lines checked)" if checked
+                                                                     else ""))
+        cited = self._cite(q, checked) if answer == yes else None
+        shown = self._verify(q, cited) if cited is not None else False
+        if cited is not None and shown:
+            return AnswerRecord(answer, cited.quote, line=cited.number, check="verified (cited from the whole call)")
+        why = "" if cited is None else f"; the check of line {cited.number}, which it cites, got no valid reply" \
+            if shown is None else f"; line {cited.number}, which it cites, does not show it"
+        return AnswerRecord("", check=f"review: the model answered {answer!r} with no line that can be checked{why}")
+
+    def _cite(self, q: Question, checked: set[int]) -> Line | None:
+        """The line the model names as showing the yes, if it names one that may be evidence."""
+        fmt = prompts.cite_format(self.prompt_lines)
+        try:
+            res = self.client.chat(prompts.cite_messages(self.prompt_lines, q, fmt), fmt)
+        except LlmOutputError as exc:
+            self.usage.add(exc.usage)
+            return None
+        self.usage.add(res.usage)
+        cand = self.by_number.get(int(res.records[0]["line"]))
+        if cand is None or cand.number in checked or is_instruction(cand.text) or not speaks_for(q, cand):
+            return None
+        return cand

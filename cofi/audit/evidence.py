@@ -48,10 +48,14 @@ def cue_hits(q: Question, text: str) -> int:
     return sum(1 for c in q.cues if cue_pattern(c).search(text))
 
 
+def speaks_for(q: Question, ln: Line) -> bool:
+    """Whether the line's speaker may show the question's yes (a mono call has no roles: any line may)."""
+    return q.speaker == "any" or ln.speaker == q.speaker or not ln.speaker or ln.speaker == "speaker"
+
+
 def candidates(q: Question, lines: list[Line], k: int = 3) -> list[Line]:
     """Up to `k` lines of the question's speaker: cue matches first, then shared content words."""
-    mine = [ln for ln in lines if (q.speaker == "any" or ln.speaker == q.speaker
-                                   or not ln.speaker or ln.speaker == "speaker")  # mono calls: no roles
+    mine = [ln for ln in lines if speaks_for(q, ln)
             and not is_instruction(ln.text)]  # a line talking to the auditor is never evidence
     by_cue = [(cue_hits(q, ln.text), ln) for ln in mine]
     out = [ln for n, ln in sorted(((n, ln) for n, ln in by_cue if n), key=lambda p: (-p[0], p[1].number))]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cofi.audit.formats import LinesFormat, WordField
+from cofi.audit.formats import IntField, LinesFormat, WordField
 from cofi.audit.questionnaire import Question
 from cofi.audit.transcript import Line, render
 
@@ -56,6 +56,17 @@ def question_messages(lines: list[Line], q: Question) -> list[dict[str, str]]:
     """One question over the whole transcript (questions without any line worth checking)."""
     return _system(f"{transcript_block(lines)}\nQuestion: {_question_text(q)} Options: {', '.join(q.options)}.\n"
                    "Reply with one word: the answer.")
+
+
+def cite_format(lines: list[Line]) -> LinesFormat:
+    return LinesFormat.of([[IntField("line", 0, max((ln.number for ln in lines), default=0))]], name="cite")
+
+
+def cite_messages(lines: list[Line], q: Question, fmt: LinesFormat) -> list[dict[str, str]]:
+    """Which line shows that the answer is yes (0: none)? For questions no cue or shared word points to a
+    line: the cited line is then checked on its own like any candidate."""
+    return _system(f"{transcript_block(lines)}\nQuestion: {_question_text(q)}\nWhich line shows that the answer "
+                   f"to the question is yes? {fmt.instructions()}: its number, or 0 if no line shows it.")
 
 
 def describe_trade(trade: Mapping[str, Any], names: Sequence[str] = ()) -> str:

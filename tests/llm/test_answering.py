@@ -105,15 +105,30 @@ def test_invalid_replies_leave_the_answer_for_review(server: Any) -> None:
     client.close()
 
 
-def test_without_a_line_to_check_only_a_negative_answer_stands(server: Any) -> None:
-    vague = Question(id="v", text="Was the customer happy overall?")  # no cue, no shared word
-    srv, client = server("yes", "no")
-    answerer = Answerer(client, CALL, Usage())
-    first = answerer.answer_all([vague])["v"]
-    assert first.answer == "" and first.check.startswith("review: the model answered 'yes' with no line")
-    assert answerer.answer_all([vague])["v"].answer == "no"
+def test_without_a_line_to_check_a_yes_stands_only_on_the_line_the_model_cites(server: Any) -> None:
+    """A questionnaire's own question in plain words, sharing no word with the line that shows it, is asked
+    over the whole call; its "yes" used to be left for review whatever the call said. Now the model names
+    the line, which is checked like any candidate: only a line that holds up makes a yes."""
+    vague = Question(id="v", text="Was the customer made to wait?")  # no cue; only "customer" (a stop word)
+    srv, client = server("yes", "4", "yes")  # the whole call says yes, cites line 4, whose check holds
+    out = Answerer(client, CALL, Usage()).answer_all([vague])["v"]
+    assert (out.answer, out.line, out.check) == ("yes", 4, "verified (cited from the whole call)")
+    assert out.evidence == "agent: Please hold while I connect you."
     assert "<transcript>" in srv.requests[0]["messages"][1]["content"]
+    assert "Which line shows" in srv.requests[1]["messages"][1]["content"]
+    assert srv.requests[2]["messages"][1]["content"].count("> agent: Please hold") == 1
     client.close()
+    for replies, answer, check in [
+            (("no",), "no", "whole transcript"),
+            (("yes", "0"), "", "review: the model answered 'yes' with no line that can be checked"),
+            (("yes", "6"), "", "review: the model answered 'yes' with no line that can be checked"),  # the injection
+            (("yes", "2", "no", "no"), "", "review: the model answered 'yes' with no line that can be checked; "
+                                           "line 2, which it cites, does not show it")]:
+        srv, client = server(*replies)
+        out = Answerer(client, CALL, Usage()).answer_all([vague])["v"]
+        assert (out.answer, out.check) == (answer, check), replies
+        assert len(srv.requests) == len(replies)
+        client.close()
 
 
 def test_empty_transcript_answers_no_without_a_request(server: Any) -> None:

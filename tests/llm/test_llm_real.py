@@ -20,7 +20,7 @@ import pytest
 from cofi.audit.answering import Answerer
 from cofi.audit.formats import LinesFormat, WordField
 from cofi.audit.llm_client import LlmClient, Usage
-from cofi.audit.questionnaire import default_questionnaire
+from cofi.audit.questionnaire import default_questionnaire, load_questionnaire
 from cofi.audit.transcript import split_lines
 from cofi.models.llm import FAST_MODEL
 from cofi.pipeline.codec import get_codec
@@ -140,6 +140,28 @@ def test_asking_for_a_date_of_birth_is_identity_verification_whatever_the_reply(
                 assert got.evidence == "agent: Can you confirm your date of birth?" and got.check == "verified"
     finally:
         client.close()
+
+
+def test_a_plain_question_without_cues_stands_on_a_line_the_model_cites(llm_settings: Settings) -> None:
+    """A questionnaire written without cues: "closed politely" shares no word with "Thank you for calling,
+    have a nice day". Its "yes" stands only on the line the model cites, checked on its own (else review,
+    never a silent yes or a false no); a thing nobody said is a "no"."""
+    lines = split_lines("agent: Good morning, Acme Brokerage, Sarah speaking.\n"
+                        "customer: I want to buy ten shares of Infosys.\n"
+                        "agent: Done, your order is placed.\n"
+                        "agent: Thank you for calling, have a nice day.")
+    q = load_questionnaire({"questions": [{"id": "closing", "text": "Did the agent close the call politely?"},
+                                          {"id": "advice", "text": "Did the agent recommend a stock to buy?",
+                                           "speaker": "agent"}]})  # else the customer's "I want to buy" counts
+    client = LlmClient(llm_settings)
+    try:
+        out = Answerer(client, lines, Usage()).answer_all(q.questions)
+    finally:
+        client.close()
+    closing = out["closing"]
+    assert (closing.answer, closing.line, closing.evidence) == ("yes", 4, lines[3].quote) or (
+        closing.answer == "" and closing.check.startswith("review: the model answered 'yes'")), closing
+    assert out["advice"].answer == "no", out["advice"]
 
 
 @pytest.mark.slow
