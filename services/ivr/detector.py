@@ -6,7 +6,9 @@ How it decides (frame grid: 32 ms, the Silero VAD window; only the first IVR_MAX
 - Stereo: the switch plays the IVR prompt to both legs, so prelude speech is the same
   signal on both channels (energy on both, and correlation > 0.6 or levels within 3 dB);
   a human speaks on one leg only (VAD speech there, that leg >= 6 dB louder). The first human turn is the first >= 0.25 s of speech that is single-
-  channel; the prelude ends at the last prelude frame before it.
+  channel; the prelude ends at the last prelude frame before it. Recorded on the trunk, the prompt
+  reaches one leg only: then the prelude ends at the last DTMF/music run before which at most 20 s of
+  speech was heard, all of it on one leg (a customer on hold mid-call has spoken on theirs).
 - Mono: prompt and agent cannot be told apart by channel, so the prelude ends at the last
   DTMF/music run that follows at most 20 s of speech (a prompt, not a conversation). A mono
   call whose IVR has neither DTMF nor music is reported as having no IVR.
@@ -27,6 +29,7 @@ BALANCE_DB = 3.0
 MUSIC_WINDOW = 16  # frames (0.5 s)
 HUMAN_RUN = 8  # frames (256 ms) of single-channel speech that make a human turn
 MAX_PROMPT_SPEECH_SEC = 20.0
+ONE_LEG_QUIET_SEC = 0.5  # speech on the other leg before a tone run, below which only a prompt had spoken
 
 
 @dataclass
@@ -142,12 +145,16 @@ def detect(audio: Audio, max_sec: float = 120.0) -> Decision:
         onset = _first_run(human, HUMAN_RUN, HUMAN_RUN - 2)
         limit = onset if onset is not None else n
         pre_idx = np.flatnonzero(prelude[:limit])
+        one_leg = _one_leg_prelude_end(dtmf | music, [sp & ~dtmf_near & ~music for sp in speech], t)
         # need >= 0.3 s of prelude content: a few correlated frames are chance, not an IVR
-        if prelude[:limit].sum() * t < 0.3:
+        if prelude[:limit].sum() * t < 0.3 and one_leg == 0:
             return Decision(False, 0.0, "", "no shared-channel prompt, DTMF or hold music before the first human turn")
-        end_i = int(pre_idx[-1]) + 1
+        end_i = int(pre_idx[-1]) + 1 if prelude[:limit].sum() * t >= 0.3 else 0
         how = f"first single-channel speech at {onset * t:.2f} s" if onset is not None else "no human turn found"
         parts = [f"prompt on both channels ({shared[:limit].sum() * t:.1f} s)"] if shared[:limit].any() else []
+        if one_leg > end_i:
+            end_i = one_leg
+            how = "prompt on one channel only, then DTMF/hold music, before anyone spoke on the other"
     else:
         candidates = dtmf | music
         end_i = 0
@@ -166,6 +173,19 @@ def detect(audio: Audio, max_sec: float = 120.0) -> Decision:
         parts.append(f"hold music ({music[:end_i].sum() * t:.1f} s)")
     end_sec = end_i * t
     return Decision(True, end_sec, digit_str, f"{', '.join(parts)}; prelude ends {end_sec:.2f} s; {how}")
+
+
+def _one_leg_prelude_end(tones: np.ndarray, speech: list[np.ndarray], t: float) -> int:
+    """Stereo calls recorded on the trunk: the switch plays its prompt to the caller only, so it is on one
+    leg (the agent's, later), not on both. The prelude then ends at the last DTMF/hold-music run before
+    which speech was heard on one leg only (a prompt, <= MAX_PROMPT_SPEECH_SEC) and not on the other: a
+    customer put on hold mid-call has spoken on their leg by then, so a conversation is never cut."""
+    end = 0
+    for a, b in _runs(tones):
+        before = [float(sp[:a].sum()) * t for sp in speech]
+        if sum(before) <= MAX_PROMPT_SPEECH_SEC and min(before) < ONE_LEG_QUIET_SEC:
+            end = int(b)
+    return end
 
 
 def _digit_string(digits: list[str]) -> str:

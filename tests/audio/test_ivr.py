@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from cofi.devtools.synth import hold_music, render_call
 from cofi.settings import Settings
 from services.ivr.engines import build_engine
 from tests.support.audio import CallFactory, assert_encodes, make_ctx, make_event
@@ -68,6 +70,35 @@ def test_one_mix_on_both_channels_is_read_as_mono(settings: Settings, call: Call
         assert sf.info(out.audio_path).channels == 1
     else:
         assert out.audio_path is None
+
+
+@pytest.mark.parametrize("seed,dtmf,music", [(31, "1", False), (32, "", True), (33, "12", True)])
+def test_a_prelude_on_one_leg_only_ends_at_its_dtmf_or_music(settings: Settings, tmp_path: Path, seed: int,
+                                                            dtmf: str, music: bool) -> None:
+    """Recorded on the trunk, the switch's prompt, keys and hold music reach one leg only (they were played to
+    the caller); "the prompt is on both legs" found no IVR there and left it in the agent's transcript."""
+    noisy, clean, truth = render_call(turns=3, ivr=True, dtmf=dtmf, stereo=True, snr_db=25.0, seed=seed,
+                                      hold_music_sec=1.5 if music else 0.0)
+    n = int(truth.ivr_end_sec * 16000)
+    noisy[:n, 1] -= clean[:n, 1]  # the prelude off the customer's leg (its noise stays)
+    path = tmp_path / "one_leg.wav"
+    sf.write(path, noisy, 16000, subtype="PCM_16")
+    r = build_engine("vad", settings).process(make_event(path), make_ctx(settings, "ivr")).result
+    assert r["ivrDetected"], r["reason"]
+    assert abs(r["ivrEndSec"] - truth.ivr_end_sec) <= TOLERANCE_SEC and r["ivrEndSec"] < truth.first_turn_sec, r
+    assert r["dtmfDigits"] == dtmf
+
+
+def test_hold_music_after_both_have_spoken_is_no_prelude(settings: Settings, tmp_path: Path) -> None:
+    """"Please hold" after the customer has spoken: the music is part of the call, nothing before it is cut."""
+    noisy, _, truth = render_call(turns=4, ivr=False, stereo=True, snr_db=25.0, seed=34)
+    cut = int((truth.turns[1].end + 0.3) * 16000)  # after the customer's first turn
+    music = hold_music(3.0, random.Random(34))
+    call = np.concatenate([noisy[:cut], np.stack([music, np.zeros_like(music)], axis=1), noisy[cut:]])
+    path = tmp_path / "hold.wav"
+    sf.write(path, call, 16000, subtype="PCM_16")
+    r = build_engine("vad", settings).process(make_event(path), make_ctx(settings, "ivr")).result
+    assert not r["ivrDetected"] and r["ivrEndSec"] == 0.0, r
 
 
 def test_silent_call_has_no_ivr(settings: Settings, tmp_path: Path) -> None:
