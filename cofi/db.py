@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Engine,
     Float,
     Index,
@@ -24,6 +25,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    func,
+    select,
     text,
 )
 from sqlalchemy.dialects.mysql import CHAR, DATETIME, LONGBLOB, MEDIUMTEXT, TINYINT
@@ -177,6 +180,19 @@ batch_file_counts = Table(
 
 
 Role = Literal["tracker", "reader", "migrate"]
+
+
+VERDICTS = ("critical_fail", "fail", "review", "pass")  # as llm2 gives them, the ones to act on first
+
+
+def verdict_counts(conn: Connection, batch_id: int) -> dict[str, int]:
+    """Files of the batch per verdict (those without one yet left out), in VERDICTS order, others after: the
+    CLI's status, the console's filter and the tracker's batch_complete webhook read it."""
+    ar = audit_result
+    counts = dict(conn.execute(select(ar.c.verdict, func.count()).where(ar.c.batchId == batch_id,
+                                                                      ar.c.verdict.is_not(None))
+                               .group_by(ar.c.verdict)).all())
+    return {v: int(counts.pop(v, 0)) for v in VERDICTS} | {str(k): int(n) for k, n in counts.items()}
 
 
 def tls_args(settings: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import Connection
 
-from cofi.ops.cli.readmodel import VERDICTS, verdict_counts
+from cofi.db import VERDICTS, verdict_counts
 from services.console import actions, queries
 from services.console.auth import User
 from services.console.web import checked_operator, current_user, operator, render, state

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Message
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import Connection
 
-from cofi.db import engine_for
+from cofi.db import engine_for, verdict_counts
 from cofi.pipeline.codec import Codec, get_codec
 from cofi.pipeline.kafka import instance_name
 from cofi.pipeline.service import ServiceLoop, first_offsets
@@ -300,7 +300,8 @@ class Tracker(ServiceLoop):
             if upd.finished and b.callback:
                 store.insert_webhook(conn, b.id, f"batch_complete:r{round_}", b.callback, {
                     "batchId": b.id, "status": upd.status, "completedFiles": upd.completed_files,
-                    "failedFiles": upd.failed_files, "totalFiles": b.totalFiles})
+                    "failedFiles": upd.failed_files, "totalFiles": b.totalFiles,
+                    "verdicts": verdict_counts(conn, b.id)})
             if upd.status not in ("Completed", "Failed", "Cancelled"):
                 open_count += 1
         self.metrics.batches_open.set(open_count)

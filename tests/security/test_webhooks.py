@@ -177,4 +177,4 @@ def test_a_receiver_down_for_30s_across_a_tracker_restart_gets_one_signed_notifi
     assert got["valid"] and not got["forged"] and got["path"] == "/done?token=abc"
     assert got["headers"][DELIVERY_HEADER] == delivery_id(9501, "batch_complete:r0")
     assert got["body"] == {"batchId": 9501, "status": "Completed", "completedFiles": 5, "failedFiles": 0,
-                           "totalFiles": 5}
+                           "totalFiles": 5, "verdicts": {"critical_fail": 0, "fail": 0, "review": 0, "pass": 5}}

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from cofi import db
+from cofi.db import verdict_counts
 from cofi.errors import EXIT_INVALID, EXIT_UNREACHABLE, CliError
 from cofi.pipeline.stages import REGISTRY
 from cofi.settings import Settings
@@ -121,17 +122,6 @@ def load_batch_view(conn: Connection, batch_id: int) -> BatchView:
     return BatchView(batch_id, row, max(total, int(row["totalFiles"]) if row else 0), stages, file_status,
                      verdict_counts(conn, batch_id))
 
-
-VERDICTS = ("critical_fail", "fail", "review", "pass")  # as llm2 gives them, the ones to act on first
-
-
-def verdict_counts(conn: Connection, batch_id: int) -> dict[str, int]:
-    """Files of the batch per verdict (those without one yet left out), in VERDICTS order, others after."""
-    ar = db.audit_result
-    counts = dict(conn.execute(select(ar.c.verdict, func.count()).where(ar.c.batchId == batch_id,
-                                                                      ar.c.verdict.is_not(None))
-                               .group_by(ar.c.verdict)).all())
-    return {v: int(counts.pop(v, 0)) for v in VERDICTS} | {str(k): int(n) for k, n in counts.items()}
 
 
 def row_stamp(settings: Settings, batch_id: int) -> datetime | None:
