@@ -258,5 +258,5 @@ def test_batch_completion_calls_the_webhook_once(settings: Settings, db_engine: 
     finally:
         server.shutdown()
     assert received == [{"batchId": 701, "status": "Completed", "completedFiles": 12, "failedFiles": 0,
-                         "totalFiles": 12}]
+                         "totalFiles": 12, "verdicts": {"critical_fail": 0, "fail": 0, "review": 0, "pass": 12}}]
     assert scalar(db_engine, "SELECT status FROM webhookOutbox WHERE batchId = 701") == "sent"
