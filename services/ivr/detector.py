@@ -145,22 +145,19 @@ def detect(audio: Audio, max_sec: float = 120.0) -> Decision:
         onset = _first_run(human, HUMAN_RUN, HUMAN_RUN - 2)
         limit = onset if onset is not None else n
         pre_idx = np.flatnonzero(prelude[:limit])
-        one_leg = _one_leg_prelude_end(dtmf | music, [sp & ~dtmf_near & ~music for sp in speech], t)
+        one_leg = _tone_prelude_end(dtmf | music, [sp & ~dtmf_near & ~music for sp in speech], t)
         # need >= 0.3 s of prelude content: a few correlated frames are chance, not an IVR
-        if prelude[:limit].sum() * t < 0.3 and one_leg == 0:
+        enough = len(pre_idx) * t >= 0.3
+        if not enough and one_leg == 0:
             return Decision(False, 0.0, "", "no shared-channel prompt, DTMF or hold music before the first human turn")
-        end_i = int(pre_idx[-1]) + 1 if prelude[:limit].sum() * t >= 0.3 else 0
+        end_i = int(pre_idx[-1]) + 1 if enough else 0
         how = f"first single-channel speech at {onset * t:.2f} s" if onset is not None else "no human turn found"
         parts = [f"prompt on both channels ({shared[:limit].sum() * t:.1f} s)"] if shared[:limit].any() else []
         if one_leg > end_i:
             end_i = one_leg
             how = "prompt on one channel only, then DTMF/hold music, before anyone spoke on the other"
     else:
-        candidates = dtmf | music
-        end_i = 0
-        for a, b in _runs(candidates):
-            if any_speech[:a].sum() * t <= MAX_PROMPT_SPEECH_SEC:
-                end_i = int(b)
+        end_i = _tone_prelude_end(dtmf | music, [any_speech], t)
         if end_i == 0:
             return Decision(False, 0.0, "", "mono call without DTMF or hold music near the start: no IVR evidence")
         limit = end_i
@@ -175,15 +172,16 @@ def detect(audio: Audio, max_sec: float = 120.0) -> Decision:
     return Decision(True, end_sec, digit_str, f"{', '.join(parts)}; prelude ends {end_sec:.2f} s; {how}")
 
 
-def _one_leg_prelude_end(tones: np.ndarray, speech: list[np.ndarray], t: float) -> int:
-    """Stereo calls recorded on the trunk: the switch plays its prompt to the caller only, so it is on one
-    leg (the agent's, later), not on both. The prelude then ends at the last DTMF/hold-music run before
-    which speech was heard on one leg only (a prompt, <= MAX_PROMPT_SPEECH_SEC) and not on the other: a
-    customer put on hold mid-call has spoken on their leg by then, so a conversation is never cut."""
+def _tone_prelude_end(tones: np.ndarray, speech: list[np.ndarray], t: float) -> int:
+    """End (frame) of the last DTMF/hold-music run that follows only a prompt: at most MAX_PROMPT_SPEECH_SEC
+    of speech before it and, with one speech track per leg, that speech on one leg only. Mono calls (one
+    track) cannot tell prompt from agent any better. Stereo calls recorded on the trunk carry the prompt on
+    one leg only (it was played to the caller), not on both; a customer put on hold mid-call has spoken on
+    their leg by then, so a conversation is never cut. 0 when no run qualifies."""
     end = 0
     for a, b in _runs(tones):
         before = [float(sp[:a].sum()) * t for sp in speech]
-        if sum(before) <= MAX_PROMPT_SPEECH_SEC and min(before) < ONE_LEG_QUIET_SEC:
+        if sum(before) <= MAX_PROMPT_SPEECH_SEC and (len(before) == 1 or min(before) < ONE_LEG_QUIET_SEC):
             end = int(b)
     return end
 
