@@ -93,17 +93,22 @@ class Llm2Engine(Engine):
         language = call_language(event)
         names = rule_names(scored.normalized, _speech(stt), _trade_checks(results.llm1), scored.score, language,
                            {q.id for q in questionnaire.questions})
+        gap = questionnaire.language_gap(language) or _no_speech(questionnaire, event)
         rule_results = []
         for rule in rules.rules:
-            passed, reason = self.rules_eval.evaluate(rule, names) if rule.when is not None else \
-                self._judge(rule, audit_transcript(event))
+            if rule.when is not None:
+                passed, reason = self.rules_eval.evaluate(rule, names)
+            elif gap is not None:  # the LLM would judge a transcript it cannot read, or an empty one
+                passed, reason = False, f"{rule.id}: not judged: {gap}"
+            else:
+                passed, reason = self._judge(rule, audit_transcript(event))
             rule_results.append({"ruleId": rule.id, "kind": rule.kind, "passed": passed,
                                  "severity": rule.severity, "reason": reason})
         v, reasons = verdict(questionnaire, scored, rule_results, notes)
-        gap = questionnaire.language_gap(language) or _no_speech(questionnaire, event)
         if gap is not None:  # its answers say nothing about the call: neither a pass nor a fail
             v, reasons = "review", [f"not audited: {gap}", *(f"rule {r['ruleId']} failed: {r['reason']}"
-                                                               for r in rule_results if not r["passed"])]
+                                                               for r in rule_results
+                                                               if not r["passed"] and r["kind"] == "expression")]
         return StageOutput(result={"answers": scored.answers, "rules": rule_results, "score": scored.score,
                                    "verdict": v, "reasons": reasons})
 

@@ -151,3 +151,19 @@ def test_a_call_without_speech_is_reviewed_not_failed(ctx: Callable[[str], Stage
     speech_only = "questions:\n  - {id: quiet, text: q, type: speech, speech: {metric: silenceRatio, op: '<', threshold: 0.3}}"
     out = run(make_event("", questionnaire=speech_only, language="und"), ctx)
     assert out["verdict"] == "pass"  # nothing in it depends on words
+
+
+def test_llm_rules_of_a_call_not_audited_are_not_put_to_the_model(ctx: Callable[[str], StageContext]) -> None:
+    """A Spanish call under an English questionnaire: its `llm` rule is not judged (the endpoint here is
+    dead: asking would fail the file), its expression rules still are and a failed one is listed."""
+    rules = ('{"rules": [{"id": "polite", "severity": "major", "llm": "The agent is polite."},'
+             ' {"id": "quiet", "severity": "minor", "when": "speech.silenceRatio < 0.01"}]}')
+    ev = make_event("agent: Buenos días.", questionnaire=QUESTIONNAIRE, language="es", rules=rules,
+                    llm1=llm1({"greeting": "", "recording": "", "risk": ""}))
+    engine = build_engine("rules", Settings(llm_base_url="http://127.0.0.1:9/v1", llm_max_retries=1))
+    out = engine.process(ev, ctx("llm2")).result
+    engine.close()
+    by_id = {r["ruleId"]: r for r in out["rules"]}
+    assert by_id["polite"]["passed"] is False and by_id["polite"]["reason"].startswith("polite: not judged: the call")
+    assert out["verdict"] == "review"
+    assert out["reasons"][1:] == [f"rule quiet failed: {by_id['quiet']['reason']}"]

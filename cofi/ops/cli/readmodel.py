@@ -123,7 +123,6 @@ def load_batch_view(conn: Connection, batch_id: int) -> BatchView:
                      verdict_counts(conn, batch_id))
 
 
-
 def row_stamp(settings: Settings, batch_id: int) -> datetime | None:
     """The batch row's updatedAt now (None: no row yet), to tell the tracker's reaction from the old state."""
     bs = db.batch_status
