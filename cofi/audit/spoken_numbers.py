@@ -138,6 +138,13 @@ def find_numbers(tokens: list[str]) -> list[SpokenNumber]:
                     value, j = value * SCALES[tokens[j]], j + 1
                 elif j < len(tokens) and tokens[j] == "hundred":
                     value, j = value * 100, j + 1
+                # "600 and 12": Whisper writes "six hundred and twelve" so when the speaker pauses after "hundred"
+                if value >= 100 and value % 100 == 0 and j + 1 < len(tokens) and tokens[j] == "and":
+                    tail = _digits(tokens[j + 1]) if tokens[j + 1][0].isdigit() else None
+                    tail, k = (tail, j + 2) if tail is not None else _words_below_thousand(tokens, j + 1)
+                    if k > j + 1 and 0 < tail < 100 and float(tail).is_integer() and not (
+                            k < len(tokens) and tokens[k] in SUBUNIT):  # "1,500 and 50 paise" is 1,500.50
+                        value, j = value + tail, k
                 # "612 rupees and 50 paise"
                 k = j + 1 if j < len(tokens) and tokens[j] in CURRENCY else j
                 k += 1 if k > j and k < len(tokens) and tokens[k] == "and" else 0

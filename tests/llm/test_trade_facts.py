@@ -26,6 +26,8 @@ customer: Yes."""
     ("two rupees fifty paise", (2.5,), "price"), ("612 rupees and 50 paise", (612.5,), "price"), ("at $50", (50.0,), "price"), ("₹2,500", (2500.0,), "price"),
     ("50k", (50000.0,), ""), ("quantity of 300", (300.0,), "quantity"), ("price of 12.5", (12.5,), "price"),
     ("one lakh fifty thousand", (150000.0,), ""),
+    # Whisper writes "six hundred and twelve" as "600 and 12" when the speaker pauses after "hundred"
+    ("600 and 12 rupees", (612.0,), "price"), ("1,500 and fifty shares", (1550.0,), "quantity"),
 ])
 def test_spoken_numbers(text: str, values: tuple, role: str) -> None:
     (n,) = numbers_in(text)
@@ -34,6 +36,8 @@ def test_spoken_numbers(text: str, values: tuple, role: str) -> None:
 
 def test_ten_one_is_two_numbers() -> None:
     assert [n.values for n in numbers_in("ten one")] == [(10.0,), (1.0,)]
+    assert [n.values for n in numbers_in("600 and 120 shares")] == [(600.0,), (120.0,)]
+    assert [n.values for n in numbers_in("1500 and 50 paise")] == [(1500.0,), (50.0,)]  # not 1,550: paise follow
 
 
 def test_names_aliases_and_misspellings_are_found() -> None:
