@@ -24,7 +24,7 @@ export DATABASE_URL ?= mysql+pymysql://cofi:cofi@127.0.0.1:3306/cofi
 # KAFKA_SECURITY=sasl_ssl make up/demo: the broker with TLS, SCRAM and ACLs; each command logs in as its principal
 as_principal = $(if $(filter sasl_ssl,$(KAFKA_SECURITY)),env $$(bash scripts/kafka.sh client-env $(1)),)
 
-.PHONY: help bootstrap servers up down test test-all demo lint status
+.PHONY: help bootstrap servers up down test test-all demo lint status constraints
 
 help:
 	@echo "make bootstrap   install Debian packages, .venv (pip install -e '.[all,dev]'), Kafka jars"
@@ -36,6 +36,7 @@ help:
 	@echo "make demo        bootstrap + up + python -m cofi.ops.demo"
 	@echo "make lint        ruff check . + dead code (vulture, whitelist in vulture_whitelist.py)"
 	@echo "make status      what runs"
+	@echo "make constraints write constraints.txt (the versions pip installs) from .venv, once make test passed on it"
 
 bootstrap:
 	bash scripts/bootstrap.sh
@@ -69,6 +70,12 @@ lint:
 	@if [ -x .venv/bin/vulture ]; then V=.venv/bin/vulture; else V=vulture; fi; \
 	  $$V cofi services bench tests vulture_whitelist.py --min-confidence 60 \
 	    --ignore-decorators "@*.get,@*.post,@*.exception_handler"  # FastAPI routes and handlers
+
+# New releases: rm -rf .venv && COFI_NO_CONSTRAINTS=1 make test, then make constraints and commit the file.
+constraints:
+	@{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --exclude-editable --disable-pip-version-check | \
+	  grep -v -i -E '^(llama[-_]cpp[-_]python|cofi)( |=|@)'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	@echo "constraints.txt: $$(grep -c '==' constraints.txt) pinned packages"
 
 status:
 	@bash scripts/kafka.sh status || true

@@ -105,7 +105,10 @@ if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-want=$( { sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1; echo "extras=$EXTRAS";
+CFILE=$(constraints_file)
+PINS=()
+[ -z "$CFILE" ] || PINS=(-c "$CFILE")
+want=$( { sha256sum "$ROOT/pyproject.toml" ${CFILE:+"$CFILE"} | cut -d' ' -f1; echo "extras=$EXTRAS";
           "$VENV/bin/python" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)
 wheelhouse=""
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
@@ -123,7 +126,7 @@ if [ -f "$ROOT/pyproject.toml" ]; then
         # them; compiling every module of every package up front took 50 of 92 s and most are never imported
         pip_install() {
             "$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-compile "$@" \
-                -e ".[$EXTRAS]" 2>&1 | grep --line-buffered -v '^Requirement already satisfied'
+                "${PINS[@]}" -e ".[$EXTRAS]" 2>&1 | grep --line-buffered -v '^Requirement already satisfied'
             return "${PIPESTATUS[0]}"
         }
         set +e

@@ -83,3 +83,9 @@ gone_or_killed() {
         sleep 0.3
     done
 }
+
+# The versions pip installs: constraints.txt (what make test passed on), unless COFI_NO_CONSTRAINTS=1
+# (to resolve newer releases: see that file). Prints its path, or nothing.
+constraints_file() {
+    if [ -z "${COFI_NO_CONSTRAINTS:-}" ] && [ -f "$ROOT/constraints.txt" ]; then echo "$ROOT/constraints.txt"; fi
+}

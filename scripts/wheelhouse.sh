@@ -7,9 +7,8 @@
 # and every new venv (each CI run starts from a clean clone) downloaded 545 MB again: `pip install -e
 # '.[all,dev]'` took 96-130 s. From the wheelhouse, with --no-compile (bootstrap.sh says why), 42 s.
 #
-# The folder is keyed by pyproject.toml + extras + Python + platform, so a changed dependency list
-# downloads once into a new folder; the versions pip resolved that day stay until pyproject.toml changes
-# (delete ~/.cache/cofi/wheelhouse to take newer releases). Only the 3 most recently used folders are kept.
+# The folder is keyed by pyproject.toml + constraints.txt + extras + Python + platform, so a changed
+# dependency list downloads once into a new folder; the versions are constraints.txt's (the tested ones). Only the 3 most recently used folders are kept.
 # llama-cpp-python is not kept here: scripts/llama_wheel.sh builds and caches its own wheel.
 set -euo pipefail
 
@@ -23,7 +22,10 @@ LIB_NAME=wheelhouse
 say() { printf '%s: %s\n' "$LIB_NAME" "$*" >&2; }
 
 BASE="${COFI_WHEELHOUSE_CACHE:-$HOME/.cache/cofi/wheelhouse}"
-KEY=$( { sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1; echo "extras=$EXTRAS";
+CFILE=$(constraints_file)
+PINS=()
+[ -z "$CFILE" ] || PINS=(-c "$CFILE")
+KEY=$( { sha256sum "$ROOT/pyproject.toml" ${CFILE:+"$CFILE"} | cut -d' ' -f1; echo "extras=$EXTRAS";
          "$VENV/bin/python" -c 'import sys, sysconfig; print(sys.version, sysconfig.get_platform())'; } |
        sha256sum | cut -c1-16)
 DIR="$BASE/$KEY"
@@ -36,7 +38,7 @@ if [ ! -f "$DIR/.complete" ]; then
     t=$SECONDS
     # setuptools: the editable install of cofi builds with it, in pip's isolated build environment
     if ! "$VENV/bin/python" -m pip download --disable-pip-version-check --progress-bar off -q -d "$tmp" \
-        "$ROOT[$EXTRAS]" "setuptools>=68" >&2; then
+        "${PINS[@]}" "$ROOT[$EXTRAS]" "setuptools>=68" >&2; then
         rm -rf "$tmp"
         die "pip download of .[$EXTRAS] failed"
     fi
