@@ -121,6 +121,8 @@ class Settings(_StageDeadlines):
     channel_roles: str = "agent,customer"
     whisper_num_workers: int = Field(1, description="parallel transcribe() calls one model serves (threads)")
     whisper_beam_size: int = 5
+    stt_prelude: bool = Field(True, description="stt also transcribes the IVR prelude the ivr stage cut off, as "
+                              "'ivr' lines before the conversation (a recording disclosure the switch plays counts)")
     denoise_timeout_s: float = 300.0
     ivr_max_sec: float = Field(120.0, description="an IVR prelude ends within this many seconds of the call start")
 

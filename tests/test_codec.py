@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ def full_file_event() -> dict[str, Any]:
         "results": {
             "denoise": {**common, "outputPath": "/art/denoise.wav", "sampleRate": 16000, "noiseReductionDb": 7.5},
             "ivr": {**common, "ivrDetected": True, "ivrEndSec": 12.25, "dtmfDigits": "12#",
-                    "reason": "dtmf then prompt", "outputPath": "/art/ivr.wav"},
+                    "reason": "dtmf then prompt", "outputPath": "/art/ivr.wav", "inputPath": "/art/denoise.wav"},
             "lid": {**common, "language": "en", "probability": 0.97,
                     "top": [{"language": "en", "probability": 0.97}, {"language": "hi", "probability": 0.02}]},
             "stt": {**common, "language": "en", "transcriptPath": "/art/stt.json",
@@ -127,8 +128,20 @@ def _single_object(schema_path: Path, record: dict[str, Any]) -> bytes:
 
 
 V3_FIELDS = ("emitter", "completedStage")
+def as_v5(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without what v6 added (the audio the ivr stage cut its prelude from)."""
+    ivr = {k: v for k, v in event["results"]["ivr"].items() if k != "inputPath"}
+    return {**event, "results": {**event["results"], "ivr": ivr}}
+
+
+def with_v6_defaults(event: dict[str, Any]) -> dict[str, Any]:
+    """What the current reader makes of an event written before v6: no prelude source (stt skips the prelude)."""
+    return {**event, "results": {**event["results"], "ivr": {**event["results"]["ivr"], "inputPath": ""}}}
+
+
 def as_v3(event: dict[str, Any]) -> dict[str, Any]:
     """The event without what v4 added (answer/trade-check evidence lines, instruments, vocabulary)."""
+    event = as_v5(event)
     ev = {k: v for k, v in event.items() if k not in ("instruments", "vocabulary", "redactPolicy")}
     ev["results"] = {k: v for k, v in event["results"].items() if k != "redact"}
     llm1 = ev["results"]["llm1"]
@@ -140,6 +153,7 @@ def as_v3(event: dict[str, Any]) -> dict[str, Any]:
 
 def with_v4_defaults(event: dict[str, Any]) -> dict[str, Any]:
     """What the current reader makes of an event written before v4."""
+    event = with_v6_defaults(event)
     llm1 = event["results"]["llm1"]
     return {**event, "instruments": [], "vocabulary": [], "redactPolicy": None, "results": {
         **event["results"], "redact": None, "llm1": {
@@ -171,10 +185,19 @@ def test_v2_file_event_without_transition_fields_is_read_with_nulls(codec: Codec
 
 def test_v4_file_event_reads_without_redaction(codec: Codec) -> None:
     """Events written before the redact stage existed: no redact result, no policy (the batch did not redact)."""
-    v4 = {k: v for k, v in full_file_event().items() if k != "redactPolicy"}
+    v4 = {k: v for k, v in as_v5(full_file_event()).items() if k != "redactPolicy"}
     v4["results"] = {k: v for k, v in v4["results"].items() if k != "redact"}
     data = _single_object(SCHEMA_DIR / "history" / "file_event.v4.avsc", v4)
-    assert codec.decode_as("FileEvent", data) == {**v4, "redactPolicy": None, "results": {**v4["results"], "redact": None}}
+    assert codec.decode_as("FileEvent", data) == with_v6_defaults(
+        {**v4, "redactPolicy": None, "results": {**v4["results"], "redact": None}})
+
+
+def test_v5_file_event_reads_without_a_prelude_source(codec: Codec) -> None:
+    """Events written before stt transcribed the IVR prelude: the ivr result names no input, stt skips it."""
+    v5 = as_v5(full_file_event())
+    data = _single_object(SCHEMA_DIR / "history" / "file_event.v5.avsc", v5)
+    assert data[2:10] != codec.current["FileEvent"].fingerprint
+    assert codec.decode_as("FileEvent", data) == with_v6_defaults(v5)
 
 
 def test_v3_file_event_reads_with_v4_defaults(codec: Codec) -> None:
@@ -286,8 +309,24 @@ def test_new_fields_have_defaults(path: Path) -> None:
     """A field added to the current schema without a default would break every old writer."""
     old = json.loads(path.read_text())
     current = json.loads((SCHEMA_DIR / CURRENT[old["name"]]).read_text())
-    old_names = {f["name"] for f in old["fields"]}
-    added = [f for f in current["fields"] if f["name"] not in old_names]
+    old_fields = dict(_fields(old))
+    # a field of a record that is new itself needs no default: the record's field has one (or is checked)
+    added = [(name, f) for name, f in _fields(current)
+             if name not in old_fields and ("." not in name or name.rsplit(".", 1)[0] in old_fields)]
     assert added, f"{path.name} is the current {old['name']} schema again: keep only past versions in history/"
-    missing = [f["name"] for f in added if "default" not in f]
+    missing = [name for name, f in added if "default" not in f]
     assert not missing, f"{old['name']}: fields added since {path.name} need defaults: {missing}"
+
+
+def _fields(schema: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(dotted name, field) of every field of a record schema, nested records (in unions, arrays, maps) too."""
+    if isinstance(schema, list):
+        for branch in schema:
+            yield from _fields(branch, prefix)
+    elif isinstance(schema, dict):
+        if schema.get("type") == "record":
+            for f in schema["fields"]:
+                yield f"{prefix}{f['name']}", f
+                yield from _fields(f["type"], f"{prefix}{f['name']}.")
+        elif schema.get("type") in ("array", "map"):
+            yield from _fields(schema.get("items", schema.get("values")), prefix)

@@ -34,7 +34,7 @@ from cofi.audit import prompts
 from cofi.audit.evidence import candidates, cue_clause, speaks_for
 from cofi.audit.llm_client import LlmClient, LlmOutputError, Usage
 from cofi.audit.questionnaire import Question
-from cofi.audit.transcript import Line, is_instruction
+from cofi.audit.transcript import PRELUDE_SPEAKER, Line, conversation, is_instruction
 
 log = logging.getLogger(__name__)
 NEGATIVE = frozenset({"no", "na", "n/a", "none", "not_applicable", "unknown"})
@@ -79,8 +79,9 @@ class Answerer:
     def answer_all(self, questions: Sequence[Question]) -> dict[str, AnswerRecord]:
         out: dict[str, AnswerRecord] = {}
         asked = {q.id: q for q in questions}
+        said = bool(conversation(self.lines))  # the IVR prelude alone is no call to audit
         for q in questions:
-            if not self.lines:
+            if not said:
                 out[q.id] = AnswerRecord(empty_answer(q), check="empty transcript")
                 continue
             if q.requires:
@@ -134,7 +135,7 @@ class Answerer:
         answer stands as it is; a "yes" stands only on the line the model then cites, checked like any
         candidate; any other positive answer is left for review, never accepted silently."""
         try:
-            res = self.client.chat(prompts.question_messages(self.prompt_lines, q), prompts.answer_format(q))
+            res = self.client.chat(prompts.question_messages(self._shown(q), q), prompts.answer_format(q))
         except LlmOutputError as exc:
             self.usage.add(exc.usage)
             return AnswerRecord("", check=f"review: invalid LLM output: {exc}")
@@ -151,11 +152,16 @@ class Answerer:
             if shown is None else f"; line {cited.number}, which it cites, does not show it"
         return AnswerRecord("", check=f"review: the model answered {answer!r} with no line that can be checked{why}")
 
+    def _shown(self, q: Question) -> list[Line]:
+        """The whole-call prompt's lines for `q`: the IVR prelude's only when it may show a yes."""
+        return self.prompt_lines if q.prelude else [ln for ln in self.prompt_lines if ln.speaker != PRELUDE_SPEAKER]
+
     def _cite(self, q: Question, checked: set[int]) -> Line | None:
         """The line the model names as showing the yes, if it names one that may be evidence."""
-        fmt = prompts.cite_format(self.prompt_lines)
+        shown = self._shown(q)
+        fmt = prompts.cite_format(shown)
         try:
-            res = self.client.chat(prompts.cite_messages(self.prompt_lines, q, fmt), fmt)
+            res = self.client.chat(prompts.cite_messages(shown, q, fmt), fmt)
         except LlmOutputError as exc:
             self.usage.add(exc.usage)
             return None

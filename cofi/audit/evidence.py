@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 
 from cofi.audit.questionnaire import Question
-from cofi.audit.transcript import Line, is_instruction
+from cofi.audit.transcript import PRELUDE_SPEAKER, Line, is_instruction
 
 STOP = frozenset("""a an the and or of to in on at for with by is are was were be been did do does has have had
 this that these those it its you your we our they their he she his her i me my from as any all not no yes
@@ -49,7 +49,10 @@ def cue_hits(q: Question, text: str) -> int:
 
 
 def speaks_for(q: Question, ln: Line) -> bool:
-    """Whether the line's speaker may show the question's yes (a mono call has no roles: any line may)."""
+    """Whether the line's speaker may show the question's yes (a mono call has no roles: any line may; the
+    IVR prelude's lines only for a question that says so)."""
+    if ln.speaker == PRELUDE_SPEAKER:
+        return q.prelude
     return q.speaker == "any" or ln.speaker == q.speaker or not ln.speaker or ln.speaker == "speaker"
 
 

@@ -64,6 +64,8 @@ class Question(BaseModel):
     cues: list[str] = Field(default_factory=list, max_length=200,
                             description="phrases that mark the lines worth checking ('record*' = recorded, recording)")
     speaker: Literal["any", "agent", "customer"] = Field("any", description="whose lines can show a yes")
+    prelude: bool = Field(False, description="the IVR prelude's lines (what the switch played before anyone "
+                          "answered) can show a yes too: a recording disclosed by the prompt")
     requires: str | None = Field(None, description="id of an earlier question: this one is na unless that is yes")
     context: int = Field(1, ge=0, le=3, description="following lines shown with a checked line (a reply, a confirm)")
 

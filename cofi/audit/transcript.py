@@ -18,6 +18,9 @@ _TEMPLATE_TOKENS = re.compile(r"<\s*/?\s*\|?\s*(?:im_start|im_end|endoftext|star
                               r"|begin_of_text|start_header_id|end_header_id|s|/s)\s*\|?\s*>", re.I)
 _TAGS = re.compile(r"<\s*/?\s*transcript\s*>", re.I)
 MAX_LINE_CHARS = 400
+# What the switch played before anyone answered (stt transcribes the prelude the ivr stage cut off): it may
+# disclose the recording, but it is neither party, and no trade, greeting or talk of the call is in it.
+PRELUDE_SPEAKER = "ivr"
 # Someone in the call addressing the audit instead of the other party: never evidence of anything.
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget|override)\b.{0,40}\b(instructions?|prompts?|rules?|above|previous|transcript|system)\b"
@@ -42,6 +45,11 @@ class Line:
     @property
     def quote(self) -> str:
         return f"{self.speaker}: {self.text}" if self.speaker else self.text
+
+
+def conversation(lines: list[Line]) -> list[Line]:
+    """The lines the parties said: all but the IVR prelude's."""
+    return [ln for ln in lines if ln.speaker != PRELUDE_SPEAKER]
 
 
 def is_instruction(text: str) -> bool:

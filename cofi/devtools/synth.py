@@ -245,8 +245,9 @@ def render_call(*, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True,
                 stereo: bool = True, snr_db: float | None = None, language: str = "en",
                 hold_music_sec: float = 0.0, overtalk: bool = False, seed: int = 0,
                 companies: Sequence[str] | None = None,
-                sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, CallTruth]:
-    """(noisy audio, clean audio, truth); audio is (samples, 2) for stereo else (samples,)."""
+                sample_rate: int = SAMPLE_RATE, ivr_prompt: str | None = None) -> tuple[np.ndarray, np.ndarray, CallTruth]:
+    """(noisy audio, clean audio, truth); audio is (samples, 2) for stereo else (samples,). `ivr_prompt`:
+    what the switch says (default: the language's welcome and menu)."""
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     sr = sample_rate
@@ -256,7 +257,8 @@ def render_call(*, turns: int | Sequence[tuple[str, str]] = 4, ivr: bool = True,
     t = rng.uniform(0.2, 0.5)
     ivr_end = 0.0
     if ivr:
-        prompt = _normalize(speak(IVR_PROMPTS.get(language, IVR_PROMPTS["en"]), voices["ivr"], speed=175, sr=sr), -22)
+        said = ivr_prompt or IVR_PROMPTS.get(language, IVR_PROMPTS["en"])
+        prompt = _normalize(speak(said, voices["ivr"], speed=175, sr=sr), -22)
         pieces.append((t, None, prompt))
         t += len(prompt) / sr
         if dtmf:
@@ -319,11 +321,12 @@ def make_call(path: str | Path, *, turns: int | Sequence[tuple[str, str]] = 4, i
               dtmf: str = "1", stereo: bool = True, snr_db: float | None = None, language: str = "en",
               hold_music: bool = False, overtalk: bool = False, seed: int = 0,
               sample_rate: int = SAMPLE_RATE, clean_path: str | Path | None = None,
-              companies: Sequence[str] | None = None) -> CallTruth:
+              companies: Sequence[str] | None = None, ivr_prompt: str | None = None) -> CallTruth:
     """Write one synthetic call (16-bit WAV) and return its truth; `clean_path` also writes it noise-free."""
     noisy, clean, truth = render_call(turns=turns, ivr=ivr, dtmf=dtmf, stereo=stereo, snr_db=snr_db,
                                       language=language, hold_music_sec=1.5 if hold_music else 0.0,
-                                      overtalk=overtalk, seed=seed, sample_rate=sample_rate, companies=companies)
+                                      overtalk=overtalk, seed=seed, sample_rate=sample_rate, companies=companies,
+                                      ivr_prompt=ivr_prompt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, noisy, sample_rate, subtype="PCM_16")

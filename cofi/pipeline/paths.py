@@ -105,18 +105,20 @@ def _check_ids(batch_id: object, file_id: object) -> None:
 
 def confine_event(event: Mapping[str, Any], roots: AudioRoots, artifact_root: str | os.PathLike[str]) -> None:
     """The paths a FileEvent carries, checked before a stage touches them: the call under AUDIO_ROOTS,
-    the audio to read under AUDIO_ROOTS or the file's own artifact folder (where it really is: its
-    resolved path, symlinks followed, under the resolved ARTIFACT_ROOT/<batchId>/<fileId>)."""
+    the audio to read (the current audio, and the ivr stage's input that stt reads the prelude from) under
+    AUDIO_ROOTS or the file's own artifact folder (where it really is: its resolved path, symlinks followed,
+    under the resolved ARTIFACT_ROOT/<batchId>/<fileId>)."""
     _check_ids(event["batchId"], event["fileId"])
     for key in ("file", "audioPath"):
         if event.get(key):
             roots.confine(event[key], f"event {key}")
-    current = event.get("currentAudio")
-    if current:
-        check_text(current, "event currentAudio")
-        own = os.path.join(_root_real(os.fspath(artifact_root)), str(event["batchId"]), event["fileId"])
-        if not _under(os.path.realpath(current), own):
-            roots.confine(current, "event currentAudio")
+    own = os.path.join(_root_real(os.fspath(artifact_root)), str(event["batchId"]), event["fileId"])
+    ivr = (event.get("results") or {}).get("ivr") or {}
+    for path, what in ((event.get("currentAudio"), "event currentAudio"), (ivr.get("inputPath"), "ivr inputPath")):
+        if path:
+            check_text(path, what)
+            if not _under(os.path.realpath(path), own):
+                roots.confine(path, what)
 
 
 def check_content(text: str | None, what: str) -> None:

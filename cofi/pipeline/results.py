@@ -65,6 +65,7 @@ class IvrResult(StageResult):
     dtmfDigits: str = ""
     reason: str = ""
     outputPath: str
+    inputPath: str = ""  # the audio the prelude was cut from: stt transcribes its [0, ivrEndSec)
 
     AUDIT_COLUMNS: ClassVar[tuple[str, ...]] = ("ivrEndSec",)
 
@@ -74,7 +75,7 @@ class IvrResult(StageResult):
     @classmethod
     def passthrough(cls, current_audio: str) -> dict[str, Any]:
         return {"ivrDetected": False, "ivrEndSec": 0.0, "dtmfDigits": "", "reason": "passthrough",
-                "outputPath": current_audio}
+                "outputPath": current_audio, "inputPath": current_audio}
 
 
 # ---- lid, stt ---------------------------------------------------------------------------------------

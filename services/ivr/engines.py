@@ -1,4 +1,7 @@
-"""IVR engine `vad`: detect the prelude end (see detector.py for the rules) and trim it off."""
+"""IVR engine `vad`: detect the prelude end (see detector.py for the rules) and trim it off.
+
+The result names the audio it cut (`inputPath`), so stt can still transcribe what the switch played
+(a recording disclosure is often in the prompt) without it reaching LID or the conversation's lines."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ class VadIvr(Engine):
         audio = load_settings_audio(event["currentAudio"], self.settings)
         d = detect(audio, self.settings.ivr_max_sec)
         result = {"ivrDetected": d.detected, "ivrEndSec": round(d.end_sec, 3), "dtmfDigits": d.digits,
-                  "reason": d.reason, "outputPath": event["currentAudio"]}
+                  "reason": d.reason, "outputPath": event["currentAudio"], "inputPath": event["currentAudio"]}
         if not d.detected:
             return StageOutput(result=result, audio_path=None)
         out = write_wav(ctx.artifact("wav"), audio.samples[int(d.end_sec * audio.sample_rate):], audio.sample_rate)

@@ -21,7 +21,7 @@ from cofi.audit.instruments import Instrument, Master, default_master, master_of
 from cofi.audit.llm_client import LlmClient, LlmOutputError, Usage
 from cofi.audit.questionnaire import QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.audit.trade_facts import trade_facts, uncertain_words
-from cofi.audit.transcript import Line, fit, split_lines
+from cofi.audit.transcript import Line, conversation, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.transcript_source import audit_artifact, audit_transcript, call_language
 from cofi.settings import Settings
@@ -86,7 +86,8 @@ class Llm1Engine(Engine):
             unsure = uncertain_words(_transcript_json(event))
             master = default_master().merged(master_of(event.get("instruments") or []))
             booked = [master.get(str(t["symbol"])) for t in trades]
-            trade_checks = [self._check_trade(lines, t, master, booked, unsure, usage) for t in trades]
+            said = conversation(lines)  # a trade is the parties' words, never the switch's menu ("to buy, press 2")
+            trade_checks = [self._check_trade(said, t, master, booked, unsure, usage) for t in trades]
         for q in questionnaire.by_type("speech"):
             a, ev = speech_answer(q, stt.get("speech"))
             answers[q.id] = AnswerRecord(a, ev, "speech")

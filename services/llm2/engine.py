@@ -17,7 +17,7 @@ from cofi.audit.formats import IntField, LinesFormat, WordField
 from cofi.audit.llm_client import LlmClient
 from cofi.audit.questionnaire import Questionnaire, QuestionnaireError, questionnaire_of, speech_answer, trade_answer
 from cofi.audit.rules import BoundedEvaluator, Rule, RulesError, load_rules, rule_names
-from cofi.audit.transcript import by_number, fit, split_lines
+from cofi.audit.transcript import by_number, conversation, fit, split_lines
 from cofi.pipeline.engine import Engine, PermanentError, StageContext, StageOutput
 from cofi.pipeline.results import Llm1Result, SttResult
 from cofi.pipeline.stages import results_of
@@ -56,8 +56,9 @@ def raw_answers(q: Questionnaire, event: Mapping[str, Any]) -> tuple[dict[str, s
 
 def _no_speech(questionnaire: Questionnaire, event: Mapping[str, Any]) -> str | None:
     """Why a call whose transcript is empty is not judged on what was said (a dead or one-sided recording,
-    a caller who hung up on hold): every "did the agent say X" would be "no" and fail the agent."""
-    if not questionnaire.by_type("llm") or audit_transcript(event).strip():
+    a caller who hung up on hold): every "did the agent say X" would be "no" and fail the agent. The IVR
+    prelude's lines are not the call: a caller who hung up on hold heard the prompt and said nothing."""
+    if not questionnaire.by_type("llm") or conversation(split_lines(audit_transcript(event))):
         return None
     return "no speech was transcribed (silence, music or tones only): nothing said can be audited"
 

@@ -5,6 +5,8 @@ transcribed on its own, so overtalk never garbles words; mono is one "speaker" t
 The language comes from the lid stage's result (auto-detect when absent or "und").
 Writes ctx.artifact("json") with segments and word timings; timing measures use the
 Silero VAD intervals of each channel, which are tighter than Whisper's word ends.
+The IVR prelude the ivr stage cut off (STT_PRELUDE) comes first, as untimed `ivr` lines: the switch's
+prompt often discloses the recording, and its times belong to audio the conversation's do not.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from typing import Any
 import numpy as np
 from faster_whisper.vad import VadOptions
 
+import logging
+
 from cofi.audio.io import Audio, load_settings_audio
+from cofi.audit.transcript import PRELUDE_SPEAKER
+from cofi.errors import PermanentError
 from cofi.models.whisper import get_whisper, speech_segments
 from cofi.pipeline.engine import Engine, StageContext, StageOutput, write_json
 from cofi.pipeline.stages import results_of
@@ -22,6 +28,7 @@ from cofi.pipeline.transcript_source import labelled_text
 from cofi.settings import Settings
 from services.stt.speech import speech_params
 
+log = logging.getLogger(__name__)
 ENGINES = ("whisper",)
 MONO_SPEAKER = "speaker"
 SPLIT_PAUSE_SEC = 1.0
@@ -79,14 +86,39 @@ class WhisperStt(Engine):
         speech = speech_params(audio.duration, intervals, n_words,
                                agent=audio.roles[0] if audio.stereo else "agent",
                                customer=audio.roles[1] if audio.stereo else "customer")
+        prelude, prelude_info = self._prelude(event, detected)
+        segments = prelude + segments
         text = labelled_text(segments)
         lang_out = detected or "und"
         path = ctx.artifact("json")
         write_json(path, {"language": lang_out, "durationSec": audio.duration, "source": event["currentAudio"],
                            "speakers": [s for s, _ in tracks], "segments": segments, "speech": speech,
-                           "vad": {k: [[round(a, 3), round(b, 3)] for a, b in v] for k, v in intervals.items()}})
+                           "vad": {k: [[round(a, 3), round(b, 3)] for a, b in v] for k, v in intervals.items()},
+                           **({"prelude": prelude_info} if prelude_info else {})})
         return StageOutput(result={"language": lang_out, "transcriptPath": str(path), "text": text,
                                    "words": n_words, "speech": speech})
+
+    def _prelude(self, event: dict[str, Any], language: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """(segments, info) of what the switch played before the call: the [0, ivrEndSec) the ivr stage cut
+        from its input, both legs mixed, as one untimed `ivr` segment (its times are of that input, not of
+        the audio the conversation's times refer to). An unreadable prelude is logged and left out: the
+        conversation is what the call is audited on."""
+        ivr = results_of(event).ivr
+        if not self.settings.stt_prelude or ivr is None or not ivr.ivrDetected or not ivr.inputPath:
+            return [], {}
+        info: dict[str, Any] = {"source": ivr.inputPath, "endSec": ivr.ivrEndSec}
+        try:
+            audio = load_settings_audio(ivr.inputPath, self.settings)
+        except (PermanentError, OSError) as exc:
+            log.warning("file %s: the IVR prelude is not transcribed: %s", event.get("file"), exc)
+            return [], {**info, "error": str(exc)}
+        x = np.ascontiguousarray(audio.mono()[: int(ivr.ivrEndSec * audio.sample_rate)], dtype=np.float32)
+        if not speech_segments(x):
+            return [], info  # tones or music only
+        segs, _ = self._transcribe(x, PRELUDE_SPEAKER, language)
+        said = " ".join(s["text"] for s in segs if s["text"])
+        return ([{"speaker": PRELUDE_SPEAKER, "start": None, "end": None, "text": said, "words": []}] if said
+                else []), info
 
     @staticmethod
     def _tracks(audio: Audio) -> list[tuple[str, np.ndarray]]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cofi.audit.transcript import PRELUDE_SPEAKER
 from cofi.devtools.synth import AGENT, CUSTOMER, CallTruth, make_batch, wer
 from cofi.settings import Settings
 from services.denoise.engines import build_engine as build_denoise
@@ -104,6 +105,40 @@ def test_silent_call_gives_empty_transcript(stt, settings: Settings, tmp_path: P
     assert_encodes("stt", event, r, "whisper")
 
 
+def _conversation(text: str) -> str:
+    return "\n".join(ln for ln in text.splitlines() if not ln.startswith(f"{PRELUDE_SPEAKER}: "))
+
+
+def test_the_ivr_prelude_is_transcribed_apart_from_the_conversation(stt, settings: Settings, call: CallFactory) -> None:
+    """Many switches disclose the recording in their prompt, which the ivr stage cuts off before LID and the
+    conversation's transcription: stt reads it back from the ivr stage's input and puts it first, as one
+    untimed `ivr` line; the conversation's lines, times and speech parameters are those of the trimmed audio."""
+    prompt = "This call may be recorded for quality and training purposes. For trading, press one."
+    path, _ = call("stt_prelude", ivr=True, dtmf="1", turns=2, seed=34, ivr_prompt=prompt)
+    event = make_event(path)
+    ivr = build_ivr("vad", settings).process(event, make_ctx(settings, "ivr"))
+    assert ivr.result["ivrDetected"] and ivr.result["inputPath"] == str(path)
+    done = {"worker": "w", "engine": "vad", "durationMs": 1, **ivr.result}
+    event = dict(event, currentAudio=ivr.audio_path, results=dict(event["results"], **_lid("en"), ivr=done))
+    out = stt.process(event, make_ctx(settings, "stt"))
+    r = out.result
+    first, *rest = r["text"].splitlines()
+    assert first.startswith("ivr: ") and wer(prompt, first.removeprefix("ivr: ")) <= MAX_WER, first
+    assert rest and not any(ln.startswith("ivr: ") or "record" in ln.lower() for ln in rest), rest
+    assert rest[0].startswith("agent: Good morning"), rest  # the agent's greeting stays the agent's
+    assert r["words"] == len(" ".join(ln.split(": ", 1)[1] for ln in rest).split())  # the prelude is not talk
+    data = json.loads(Path(r["transcriptPath"]).read_text())
+    assert data["segments"][0]["speaker"] == "ivr" and data["segments"][0]["start"] is None
+    assert data["prelude"] == {"source": str(path), "endSec": ivr.result["ivrEndSec"]}
+    assert all(seg["start"] >= 0 for seg in data["segments"][1:])
+    assert_encodes("stt", event, r, "whisper")
+    off = stt.__class__(settings.model_copy(update={"stt_prelude": False}))
+    assert not any(ln.startswith("ivr: ") for ln in off.process(event, make_ctx(settings, "stt")).result["text"].splitlines())
+    gone = dict(event, results=dict(event["results"], ivr=dict(done, inputPath=str(path) + ".gone")))
+    r = stt.process(gone, make_ctx(settings, "stt")).result  # an unreadable prelude: the call is still transcribed
+    assert r["text"] == "\n".join(rest)
+
+
 @pytest.mark.slow
 def test_ivr_then_stt_times_are_relative_to_the_trimmed_audio(stt, settings: Settings, call: CallFactory) -> None:
     path, truth = call("stt_ivr", ivr=True, dtmf="1", hold_music=True, turns=4, seed=33)
@@ -111,8 +146,9 @@ def test_ivr_then_stt_times_are_relative_to_the_trimmed_audio(stt, settings: Set
     ivr = build_ivr("vad", settings).process(event, make_ctx(settings, "ivr"))
     event = dict(event, currentAudio=ivr.audio_path, results=dict(event["results"], **_lid("en")))
     r = stt.process(event, make_ctx(settings, "stt")).result
-    assert "welcome" not in r["text"].lower() and "press" not in r["text"].lower()
-    assert wer(truth.reference_text, r["text"]) <= MAX_WER
+    said = _conversation(r["text"])
+    assert "welcome" not in said.lower() and "press" not in said.lower()
+    assert wer(truth.reference_text, said) <= MAX_WER
     tp = _truth_params(truth, offset=ivr.result["ivrEndSec"])
     assert abs(r["speech"]["silenceRatio"] - tp["silenceRatio"]) <= SILENCE_RATIO_TOL
 

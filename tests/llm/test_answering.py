@@ -164,3 +164,42 @@ def test_a_line_judged_no_with_its_replies_is_judged_again_alone(server: Any) ->
     assert (out2.answer, out2.check, len(srv2.requests)) == ("no", "no line shows it (1 checked)", 2)
     srv3, client3 = server("yes")  # yes with its replies: no second check
     assert Answerer(client3, call, Usage()).answer_all([ident])["id"].answer == "yes" and len(srv3.requests) == 1
+
+
+PRELUDE_CALL = split_lines("""ivr: Welcome to Acme Securities. This call may be recorded for quality and training. To buy or sell shares, press one.
+agent: Good morning, Acme Securities, Sarah speaking.
+customer: Hi, I would like to check my balance.""")
+
+
+def test_the_ivr_prelude_shows_a_yes_only_for_a_question_that_takes_it(server: Any) -> None:
+    """The switch's prompt ("this call may be recorded") is what many calls disclose the recording with: a
+    question with `prelude: true` may stand on it. It is neither party: no other question takes its lines,
+    whether by cue (the menu's "buy or sell shares" is no order), by shared words or by the whole-call prompt."""
+    disclosed = RECORDING.model_copy(update={"prelude": True})
+    srv, client = server("yes")
+    out = Answerer(client, PRELUDE_CALL, Usage()).answer_all([disclosed])["rec"]
+    assert (out.answer, out.line, out.check) == ("yes", 2, "verified")  # line 1: "Welcome to Acme Securities."
+    assert out.evidence.startswith("ivr: This call may be recorded")
+    client.close()
+
+    srv, client = server()
+    out = Answerer(client, PRELUDE_CALL, Usage()).answer_all([RECORDING])["rec"]
+    assert (out.answer, out.check) == ("no", "no line shows it") and not srv.requests
+    order = Question(id="order", text="Did the customer ask to buy or sell shares?", cues=["buy", "sell", "shares"])
+    assert candidates(order, PRELUDE_CALL) == []
+    welcomed = Question(id="w", text="Was the customer welcomed to Acme Securities?")  # no cues: shared words
+    assert [ln.number for ln in candidates(welcomed, PRELUDE_CALL)] == [4]
+
+    vague = Question(id="v", text="Was the customer told about quality training?")  # asked over the whole call
+    srv, client = server("no", "no", "no")
+    Answerer(client, PRELUDE_CALL, Usage()).answer_all([vague])
+    assert srv.requests and all("ivr:" not in r["messages"][1]["content"] for r in srv.requests)
+    client.close()
+
+
+def test_a_call_of_the_ivr_prelude_alone_is_an_empty_transcript(server: Any) -> None:
+    """A caller who hung up on hold heard the prompt and said nothing: no question is put to the model."""
+    srv, client = server()
+    alone = split_lines("ivr: This call may be recorded. Please hold.")
+    out = Answerer(client, alone, Usage()).answer_all([RECORDING.model_copy(update={"prelude": True})])["rec"]
+    assert (out.answer, out.check) == ("no", "empty transcript") and not srv.requests

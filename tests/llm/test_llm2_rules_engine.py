@@ -148,6 +148,9 @@ def test_a_call_without_speech_is_reviewed_not_failed(ctx: Callable[[str], Stage
     out = run(ev, ctx)
     assert out["verdict"] == "review" and out["reasons"] == [
         "not audited: no speech was transcribed (silence, music or tones only): nothing said can be audited"]
+    held = make_event("ivr: This call may be recorded. Please hold.", questionnaire=QUESTIONNAIRE, language="en",
+                      llm1=llm1({"greeting": "no", "recording": "yes", "risk": "no"}))
+    assert run(held, ctx)["verdict"] == "review"  # hung up on hold: the switch's prompt alone is no speech
     speech_only = "questions:\n  - {id: quiet, text: q, type: speech, speech: {metric: silenceRatio, op: '<', threshold: 0.3}}"
     out = run(make_event("", questionnaire=speech_only, language="und"), ctx)
     assert out["verdict"] == "pass"  # nothing in it depends on words

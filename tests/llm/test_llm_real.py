@@ -164,6 +164,27 @@ def test_a_plain_question_without_cues_stands_on_a_line_the_model_cites(llm_sett
     assert out["advice"].answer == "no", out["advice"]
 
 
+def test_a_recording_disclosed_by_the_ivr_prompt_counts_and_its_menu_is_no_order(llm_settings: Settings) -> None:
+    """stt puts the switch's prompt first, as `ivr` lines. The default questionnaire takes them for the
+    recording disclosure (`prelude: true`) and for nothing else: a menu offering to buy or sell is no order."""
+    q = default_questionnaire()
+    asked = [x for x in q.by_type("llm") if x.id in ("greeting", "recording_disclosed", "order_placed")]
+    said = ("agent: Good morning, thank you for calling Example Bank, my name is David.\n"
+            "customer: Hi, I want to check my balance.")
+    client = LlmClient(llm_settings)
+    try:
+        told = Answerer(client, split_lines("ivr: Welcome to Example Bank. This call may be recorded for quality "
+                                            "and training purposes. To buy or sell shares, press one.\n" + said),
+                        Usage()).answer_all(asked)
+        menu = Answerer(client, split_lines("ivr: Welcome to Example Bank. To buy or sell shares, press one.\n" + said),
+                        Usage()).answer_all(asked)
+    finally:
+        client.close()
+    assert (told["recording_disclosed"].answer, told["recording_disclosed"].line) == ("yes", 2), told
+    assert told["greeting"].line == 4 and told["order_placed"].answer == "no", told  # not the ivr's welcome or menu
+    assert menu["recording_disclosed"].answer == "no" and menu["order_placed"].answer == "no", menu
+
+
 @pytest.mark.slow
 def test_a_clear_compliant_call_passes_with_the_default_questionnaire(
         llm_settings: Settings, ctx: Callable[[str], StageContext]) -> None:

@@ -97,6 +97,12 @@ def test_event_paths_are_checked_before_a_stage_reads_them(layout: dict[str, Pat
                                ("fileId", "/tmp/evil", "not a plain id")]:
         with pytest.raises(PathRefused, match=reason):
             confine_event({**good, key: value}, roots, art)
+    # the audio stt reads the IVR prelude from is checked like the current audio
+    own = {"ivr": {"inputPath": str(art / "1" / "f1" / "denoise.wav")}}
+    confine_event({**good, "results": own}, roots, art)
+    for value, reason in [("/etc/passwd", "ivr inputPath .* outside AUDIO_ROOTS"), ("file:///etc/passwd", "URLs")]:
+        with pytest.raises(PathRefused, match=reason):
+            confine_event({**good, "results": {"ivr": {"inputPath": value}}}, roots, art)
     # a file's own artifact folder planted as a symlink to elsewhere: its audio is not "its own" any more
     (tmp_path / "elsewhere").mkdir()
     (art / "1").mkdir(parents=True)
