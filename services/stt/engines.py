@@ -11,12 +11,11 @@ prompt often discloses the recording, and its times belong to audio the conversa
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 from faster_whisper.vad import VadOptions
-
-import logging
 
 from cofi.audio.io import Audio, load_settings_audio
 from cofi.audit.transcript import PRELUDE_SPEAKER
