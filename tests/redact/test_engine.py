@@ -114,3 +114,23 @@ def test_known_values_and_engine_names() -> None:
     assert known_values(event) == {"C04217": "CLIENT_CODE", "919800000001": "PHONE_NUMBER", "AB1234": "CLIENT_CODE"}
     with pytest.raises(ValueError, match="unknown REDACT_ENGINE"):
         build_engine("regex", Settings())
+
+
+def test_the_ivr_prelude_line_is_redacted_as_text_and_masks_no_audio(tmp_path: Path, call, detector: Detector) -> None:
+    """stt's prelude segment (what the switch played, untimed: its times are of audio this stage does not
+    write) goes through the same detection: a name in it is replaced; no span of the call's audio is
+    masked for it, and it stays the first line, the switch's."""
+    engine, event, ctx, audio = _stage(tmp_path, call, detector)
+    stt_json = Path(event["results"]["stt"]["transcriptPath"])
+    doc = json.loads(stt_json.read_text())
+    name = next(i.value for i in call[1].items if i.type == "PERSON")
+    prelude = {"speaker": "ivr", "start": None, "end": None, "words": [],
+               "text": f"Welcome back, {name}. This call may be recorded."}
+    stt_json.write_text(json.dumps({**doc, "segments": [prelude, *doc["segments"]]}))
+    out = engine.process(event, ctx).result
+    first = out["text"].splitlines()[0]
+    assert first.startswith("ivr: Welcome back, [PERSON_") and first.endswith("This call may be recorded."), first
+    red = json.loads(Path(out["transcriptPath"]).read_text())
+    assert red["segments"][0]["speaker"] == "ivr" and red["segments"][0]["start"] is None
+    timed = [(w["start"], w["end"]) for s in red["segments"][1:] for w in s["words"] if w.get("redacted")]
+    assert out["maskedSec"] <= sum(b - a for a, b in timed) + 2 * engine.settings.redact_audio_pad_sec * len(timed)
