@@ -144,16 +144,18 @@ def _check_block(path: Path, block: np.ndarray, frames_before: int, rate: int, l
         raise PermanentError(f"{path}: audio runs past MAX_AUDIO_SECONDS={limits.max_seconds:.0f}")
 
 
-def _decode_soundfile(path: Path, info: sf._SoundFileInfo, limits: AudioLimits) -> np.ndarray:
-    """16 kHz float32, read and resampled BLOCK_SECONDS at a time."""
+def _decode_soundfile(path: Path, info: sf._SoundFileInfo, limits: AudioLimits,
+                      head_sec: float | None = None) -> np.ndarray:
+    """16 kHz float32, read and resampled BLOCK_SECONDS at a time (the first `head_sec` only, when given)."""
     stream = StreamResampler(info.samplerate)
     frames = 0
     blocksize = max(1, int(info.samplerate * BLOCK_SECONDS))
+    stop = int(head_sec * info.samplerate) if head_sec is not None else None
     try:
         with sf.SoundFile(str(path)) as f:
             # read() until empty, not blocks(): libsndfile calls some codecs (GSM 6.10 WAV) not seekable,
             # and blocks() refuses those.
-            while len(block := f.read(blocksize, dtype="float32", always_2d=True)):
+            while (stop is None or frames < stop) and len(block := f.read(blocksize, dtype="float32", always_2d=True)):
                 _check_block(path, block, frames, info.samplerate, limits)
                 frames += len(block)
                 stream.feed(block)
@@ -164,8 +166,9 @@ def _decode_soundfile(path: Path, info: sf._SoundFileInfo, limits: AudioLimits) 
     return stream.result(info.channels)
 
 
-def _decode_av(path: Path, limits: AudioLimits) -> np.ndarray:
-    """16 kHz float32 through FFmpeg (MP3 and what libsndfile cannot read), resampled as frames arrive."""
+def _decode_av(path: Path, limits: AudioLimits, head_sec: float | None = None) -> np.ndarray:
+    """16 kHz float32 through FFmpeg (MP3 and what libsndfile cannot read), resampled as frames arrive (the
+    first `head_sec` only, when given)."""
     import av  # PyAV, installed with faster-whisper
 
     chunks: list[np.ndarray] = []
@@ -180,6 +183,8 @@ def _decode_av(path: Path, limits: AudioLimits) -> np.ndarray:
                           stream.codec_context.sample_rate or 0, limits)
             resampler = av.AudioResampler(format="fltp", layout="stereo" if channels == 2 else "mono", rate=TARGET_SR)
             for frame in itertools.chain(container.decode(stream), [None]):  # None flushes the resampler
+                if head_sec is not None and frames >= head_sec * TARGET_SR:
+                    break
                 for out in resampler.resample(frame):
                     block = out.to_ndarray().T
                     _check_block(path, block, frames, TARGET_SR, limits)
@@ -204,8 +209,9 @@ class AudioLimits:
 
 
 def load_audio(path: str | Path, *, max_seconds: float = 4 * 3600, channel_roles: str = "agent,customer",
-               max_bytes: int = 2 * 1024**3, max_sample_rate: int = 96_000) -> Audio:
-    """Decode, check and resample a call to 16 kHz; mono stays one channel, stereo keeps its two roles.
+               max_bytes: int = 2 * 1024**3, max_sample_rate: int = 96_000, head_sec: float | None = None) -> Audio:
+    """Decode, check and resample a call to 16 kHz; mono stays one channel, stereo keeps its two roles;
+    `head_sec`: its first seconds only (stt reads the IVR prelude so, not a 4-hour call a second time).
 
     Sizes are checked before decoding (bytes on disk; rate, channels and length from the header) and
     decoding goes a block at a time, so no file can make the stage hold more than its 16 kHz samples."""
@@ -225,15 +231,17 @@ def load_audio(path: str | Path, *, max_seconds: float = 4 * 3600, channel_roles
         _check_stream(p, info.frames / info.samplerate if info.samplerate else 0.0, info.channels,
                       info.samplerate, limits)
         try:
-            data = _decode_soundfile(p, info, limits)
+            data = _decode_soundfile(p, info, limits, head_sec)
         except UndecodableAudio as sf_error:
             # libsndfile read the header but not the body: FFmpeg may know the codec; if not, both reasons.
             try:
-                data = _decode_av(p, limits)
+                data = _decode_av(p, limits, head_sec)
             except PermanentError as av_error:
                 raise PermanentError(f"{sf_error}; FFmpeg: {str(av_error).removeprefix(f'{p}: ')}") from av_error
     else:
-        data = _decode_av(p, limits)
+        data = _decode_av(p, limits, head_sec)
+    if head_sec is not None:
+        data = data[: int(round(head_sec * TARGET_SR))]
     if data.shape[0] == 0:
         raise PermanentError(f"{p}: audio has zero length (no samples)")
     merged = False
@@ -258,12 +266,12 @@ def channel_correlation(data: np.ndarray, block: int = 1 << 20) -> float:
     return lr / np.sqrt(ll * rr) if ll > 1e-9 and rr > 1e-9 else 0.0
 
 
-def load_settings_audio(path: str | Path, settings: object) -> Audio:
+def load_settings_audio(path: str | Path, settings: object, head_sec: float | None = None) -> Audio:
     """`load_audio` with MAX_AUDIO_SECONDS, MAX_AUDIO_BYTES, MAX_SAMPLE_RATE and CHANNEL_ROLES from settings."""
     return load_audio(path, max_seconds=float(settings.max_audio_seconds),  # type: ignore[attr-defined]
                       channel_roles=str(settings.channel_roles),  # type: ignore[attr-defined]
                       max_bytes=int(settings.max_audio_bytes),  # type: ignore[attr-defined]
-                      max_sample_rate=int(settings.max_sample_rate))  # type: ignore[attr-defined]
+                      max_sample_rate=int(settings.max_sample_rate), head_sec=head_sec)  # type: ignore[attr-defined]
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int = TARGET_SR) -> Path:

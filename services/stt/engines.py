@@ -107,7 +107,7 @@ class WhisperStt(Engine):
             return [], {}
         info: dict[str, Any] = {"source": ivr.inputPath, "endSec": ivr.ivrEndSec}
         try:
-            audio = load_settings_audio(ivr.inputPath, self.settings)
+            audio = load_settings_audio(ivr.inputPath, self.settings, head_sec=ivr.ivrEndSec)
         except (PermanentError, OSError) as exc:
             log.warning("file %s: the IVR prelude is not transcribed: %s", event.get("file"), exc)
             return [], {**info, "error": str(exc)}

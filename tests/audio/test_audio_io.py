@@ -205,3 +205,20 @@ def test_long_file_decodes_block_by_block_to_the_same_samples(tmp_path: Path) ->
     sf.write(p, data, 44100, subtype="FLOAT")
     a = load_audio(p)
     assert np.array_equal(a.samples, resample(data.astype(np.float32), 44100))
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3"])
+def test_the_head_of_a_call_is_read_without_decoding_the_rest(tmp_path: Path, suffix: str) -> None:
+    """stt reads the IVR prelude from the ivr stage's input: its first seconds, not a 4-hour call again. The
+    head is the full decode's first samples (libsndfile and FFmpeg alike), and a head past the end is the call."""
+    wav = tmp_path / "long.wav"
+    sf.write(wav, _tone(8000, 6.0), 8000)
+    path = wav
+    if suffix == ".mp3":
+        path = tmp_path / "long.mp3"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), str(path)], check=True)
+    whole, head = load_audio(path), load_audio(path, head_sec=2.5)
+    assert head.samples.shape == (40000, 2)
+    # the resampler's filter sees a few samples less context at the cut: equal up to its last 10 ms
+    assert np.allclose(head.samples[:-160], whole.samples[:40000 - 160], atol=1e-3)
+    assert load_audio(path, head_sec=60.0).samples.shape == whole.samples.shape
