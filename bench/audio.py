@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from cofi.devtools.synth import LANGUAGES, make_call
+from cofi.audit.transcript import PRELUDE_SPEAKER
+from cofi.devtools.synth import IVR_PROMPTS, LANGUAGES, make_call
 from cofi.devtools.wer import wer
 from cofi.pipeline.engine import StageContext
 from cofi.pipeline.stages import empty_results
@@ -90,7 +91,7 @@ def main() -> None:
     secs = {k: 0.0 for k in ("denoise", "ivr", "lid", "stt", "redact")}
     entities = 0
     audio_sec = 0.0
-    wers, raw_wers, gains, ivr_err, ivr_ok = [], [], [], [], 0
+    wers, raw_wers, gains, ivr_err, ivr_ok, prelude_wers = [], [], [], [], 0, []
     for i in range(args.calls):
         path, clean = tmp / f"call_{i}.wav", tmp / f"call_{i}.clean.wav"
         truth = make_call(path, clean_path=clean, turns=rng.randint(3, 5), ivr=True, dtmf=rng.choice(["1", "12", ""]),
@@ -108,15 +109,19 @@ def main() -> None:
         cur = Path(v.audio_path or d.audio_path)
         lr, t = _timed(lid.process, _event(cur), _ctx(settings, "lid"))
         secs["lid"] += t
-        sr, t = _timed(stt.process, _event(cur, {"lid": {**lr.result, "worker": "b", "engine": "whisper",
-                                                         "durationMs": 0}}), _ctx(settings, "stt"))
-        secs["stt"] += t
+        sr, t = _timed(stt.process, _event(cur, {"lid": {**lr.result, "worker": "b", "engine": "whisper", "durationMs": 0},
+                                                 "ivr": {**v.result, "worker": "b", "engine": "vad", "durationMs": 0}}),
+                       _ctx(settings, "stt"))
+        secs["stt"] += t  # the conversation and, as the pipeline does, the prelude the ivr stage cut
+        said, prelude = _split_prelude(sr.result["text"])
+        if prelude:
+            prelude_wers.append(wer(IVR_PROMPTS["en"], prelude))
         rr, t = _timed(red.process, {**_event(cur, {"stt": {**sr.result, "worker": "b", "engine": "whisper",
                                                             "durationMs": 0}}), "file": path.name, "trades": [],
                                      "redactPolicy": {"entities": [], "audio": "tone"}}, _ctx(settings, "redact"))
         secs["redact"] += t
         entities += sum(e["mentions"] for e in rr.result["entities"])
-        wers.append(wer(truth.reference_text, sr.result["text"]))
+        wers.append(wer(truth.reference_text, said))
         line = (f"call {i}: {truth.duration:5.1f} s  SI-SDR gain {gains[-1]:+5.1f} dB  ivr end err "
                 f"{ivr_err[-1]:.2f} s  lid {lr.result['language']}  WER {wers[-1]:.3f}")
         if args.compare_raw:
@@ -145,12 +150,23 @@ def main() -> None:
     print(f"denoise  SI-SDR gain mean {statistics.mean(gains):+.2f} dB (min {min(gains):+.2f})")
     print(f"ivr      prelude end within 0.5 s: {ivr_ok}/{args.calls}; mean abs error {statistics.mean(ivr_err):.3f} s")
     print(f"stt      WER mean {statistics.mean(wers):.3f} (max {max(wers):.3f}) after denoise+ivr")
+    if prelude_wers:
+        print(f"stt      IVR prelude transcribed on {len(prelude_wers)}/{args.calls} calls (`ivr:` line), WER mean "
+              f"{statistics.mean(prelude_wers):.3f} against the prompt spoken")
     print(f"redact   {entities} PII mentions redacted (names, dates of birth in the generated dialogues)")
     if raw_wers:
         print(f"stt      WER mean {statistics.mean(raw_wers):.3f} on the raw noisy audio (no denoise, no trim)")
     print(f"lid      accuracy {lid_right}/{lid_total} over {', '.join(LANGUAGES)} "
           f"(RTF {lid_sec / lid_audio:.3f})")
     print(f"artifacts in {tmp}")
+
+
+def _split_prelude(text: str) -> tuple[str, str]:
+    """(the conversation's lines, the `ivr:` prelude's text) of stt's labelled transcript."""
+    lines = text.splitlines()
+    head = f"{PRELUDE_SPEAKER}: "
+    return ("\n".join(ln for ln in lines if not ln.startswith(head)),
+            " ".join(ln.removeprefix(head) for ln in lines if ln.startswith(head)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from cofi.audit.transcript import PRELUDE_SPEAKER
 from cofi.devtools import synth
 from cofi.devtools.wer import wer
 from cofi.pipeline.stages import REGISTRY, STAGES
@@ -68,7 +69,10 @@ def test_generated_calls_run_through_every_real_engine(settings: Settings, db_en
         a = audit[str(calls / Path(t.file).name)]
         assert a["language"] == "en"
         assert abs(a["ivrEndSec"] - t.ivr_end_sec) < 0.5
-        hyp = " ".join(line.split(":", 1)[-1] for line in a["transcript"].splitlines())
+        prelude, *said = a["transcript"].splitlines()  # stt puts what the switch played first, as its own line
+        assert prelude.startswith(f"{PRELUDE_SPEAKER}: ") and "press" in prelude.lower(), prelude
+        hyp = " ".join(line.split(":", 1)[-1] for line in said)
+        assert not any(line.startswith(f"{PRELUDE_SPEAKER}: ") for line in said)
         assert wer(t.reference_text, hyp) < 0.3
         assert a["verdict"] in ("pass", "fail", "critical_fail")
         answers = {x["questionId"]: x for x in json.loads(a["answers"])}
