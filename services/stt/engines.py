@@ -114,8 +114,11 @@ class WhisperStt(Engine):
         x = np.ascontiguousarray(audio.mono()[: int(ivr.ivrEndSec * audio.sample_rate)], dtype=np.float32)
         if not speech_segments(x):
             return [], info  # tones or music only
-        segs, _ = self._transcribe(x, PRELUDE_SPEAKER, language)
-        said = " ".join(s["text"] for s in segs if s["text"])
+        # text only (no word times, greedy): what was said is all the audit reads of it, and Whisper pads
+        # a short prompt to a 30 s window, which word alignment and a beam of 5 made cost 1.2 s per call
+        segs, _ = self.model.transcribe(x, language=language, beam_size=1, word_timestamps=False,
+                                        without_timestamps=True, vad_filter=True, condition_on_previous_text=False)
+        said = " ".join(t for seg in segs if (t := seg.text.strip()))
         return ([{"speaker": PRELUDE_SPEAKER, "start": None, "end": None, "text": said, "words": []}] if said
                 else []), info
 
