@@ -233,6 +233,14 @@ def test_read_commands_render_database_rows(cli: CliRunner, db_engine: Engine, t
     assert lines[0].startswith("file,status,failedStage,language,verdict,score,answers")
     assert '"{""greeting"":""yes""}"' in lines[1] and '"[{""tradeId"":""T1""}]"' in lines[2]
     assert cli.invoke(app, ["results", "1234"]).exit_code == 1
+    # the calls a QA team works through: by verdict, several at once; none of one is an empty list
+    r = cli.invoke(app, ["results", "9001", "--verdict", "fail", "--verdict", "critical_fail"])
+    assert r.exit_code == 0 and [x["file"] for x in json.loads(r.stdout)] == ["/calls/b.wav"]
+    r = cli.invoke(app, ["results", "9001", "--verdict", "review"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == [] and "no file with verdict review" in r.output
+    r = cli.invoke(app, ["results", "9001", "--verdict", "bad"])
+    assert r.exit_code != 0 and "--verdict bad: use critical_fail, fail, review, pass" in r.output
+    assert cli.invoke(app, ["results", "1234", "--verdict", "pass"]).exit_code == 1
 
     r = cli.invoke(app, ["failures", "9001"])
     assert r.exit_code == 0, r.output

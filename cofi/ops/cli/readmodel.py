@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,13 +173,16 @@ def decode_json(value: Any) -> Any:
     return value
 
 
-def load_results(conn: Connection, batch_id: int) -> list[dict[str, Any]]:
-    """One dict per file: fileDistribution joined with auditResult, JSON columns decoded."""
+def load_results(conn: Connection, batch_id: int, verdicts: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One dict per file: fileDistribution joined with auditResult, JSON columns decoded; only the files
+    with one of `verdicts` when given (the calls a QA team works through: review, critical_fail)."""
     fd, ar = db.file_distribution, db.audit_result
     query = (select(fd.c.file, fd.c.status, fd.c.failedStage, ar.c.language, ar.c.verdict, ar.c.score,
                     *(ar.c[c] for c in JSON_RESULT_COLUMNS), ar.c.transcriptPath)
              .select_from(fd.outerjoin(ar, (ar.c.batchId == fd.c.batchId) & (ar.c.fileId == fd.c.fileId)))
              .where(fd.c.batchId == batch_id).order_by(fd.c.file))
+    if verdicts:
+        query = query.where(ar.c.verdict.in_(list(verdicts)))
     out = []
     for row in conn.execute(query).mappings():
         item = dict(row)

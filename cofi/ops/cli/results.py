@@ -60,14 +60,24 @@ def results_csv(rows: list[dict[str, Any]]) -> str:
 @handles_errors
 def results(ctx: typer.Context, batch: Annotated[int, typer.Argument(help="batch id")],
             fmt: Annotated[str, typer.Option("--format", help="json or csv")] = "json",
-            output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None) -> None:
+            output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
+            verdict: Annotated[list[str] | None, typer.Option(
+                "--verdict", help=f"only files with this verdict (repeat for several): {', '.join(db.VERDICTS)}")] = None,
+            ) -> None:
     """Per-file results: status, language, verdict, score, answers, rule results, trade checks."""
     if fmt not in ("json", "csv"):
         raise CliError(f"--format {fmt!r}: use json or csv")
+    unknown = sorted(set(verdict or ()) - set(db.VERDICTS))
+    if unknown:
+        raise CliError(f"--verdict {', '.join(unknown)}: use {', '.join(db.VERDICTS)}")
+    fd = db.file_distribution
     with reading(settings_of(ctx)) as conn:
-        rows = load_results(conn, batch)
-    if not rows:
+        rows = load_results(conn, batch, verdict or ())
+        known = bool(rows) or conn.execute(select(fd.c.fileId).where(fd.c.batchId == batch).limit(1)).first()
+    if not known:
         raise CliError(f"batch {batch} has no files in the database", EXIT_NOT_COMPLETED)
+    if not rows:  # none of that verdict (yet): an empty list, not an error
+        err_console().print(f"batch {batch}: no file with verdict {', '.join(verdict or ())}")
     text = (json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n") if fmt == "json" else results_csv(rows)
     if output is None:
         sys.stdout.write(text)
