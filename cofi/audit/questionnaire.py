@@ -86,6 +86,8 @@ class Question(BaseModel):
             raise ValueError(f"question {self.id}: type {self.type} answers yes/no, so options must include them")
         if self.requires is not None and "na" not in self.options:
             raise ValueError(f"question {self.id}: `requires` answers na when it does not apply, so options need na")
+        if self.prelude and self.type != "llm":
+            raise ValueError(f"question {self.id}: `prelude` is for llm questions (a line of the IVR prompt shows a yes)")
         if any(not c.strip() or len(c) > 80 for c in self.cues):
             raise ValueError(f"question {self.id}: cues must be non-empty phrases of at most 80 characters")
         return self

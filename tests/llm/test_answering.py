@@ -145,6 +145,8 @@ def test_questionnaire_checks_requires_and_cues() -> None:
                                           {"id": "b", "text": "y", "requires": "a", "options": ["yes", "no"]}]})
     with pytest.raises(ValueError, match="cues must be non-empty"):
         load_questionnaire({"questions": [{"id": "a", "text": "x", "cues": [" "]}]})
+    with pytest.raises(ValueError, match="`prelude` is for llm questions"):
+        load_questionnaire({"questions": [{"id": "a", "text": "x", "type": "trade", "prelude": True}]})
 
 
 def test_a_line_judged_no_with_its_replies_is_judged_again_alone(server: Any) -> None:
