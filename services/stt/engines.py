@@ -22,7 +22,8 @@ from cofi.audit.transcript import PRELUDE_SPEAKER
 from cofi.errors import PermanentError
 from cofi.models.whisper import get_whisper, speech_segments
 from cofi.pipeline.engine import Engine, StageContext, StageOutput, write_json
-from cofi.pipeline.stages import results_of
+from cofi.pipeline.results import IvrResult
+from cofi.pipeline.stages import StageResults, results_of
 from cofi.pipeline.transcript_source import labelled_text
 from cofi.settings import Settings
 from services.stt.speech import speech_params
@@ -33,8 +34,8 @@ MONO_SPEAKER = "speaker"
 SPLIT_PAUSE_SEC = 1.0
 
 
-def _language(event: dict[str, Any]) -> str | None:
-    lid = results_of(event).lid
+def _language(results: StageResults) -> str | None:
+    lid = results.lid
     lang = lid.language if lid is not None else None
     return lang if lang and lang != "und" else None
 
@@ -69,7 +70,8 @@ class WhisperStt(Engine):
     def process(self, event: dict[str, Any], ctx: StageContext) -> StageOutput:
         audio = load_settings_audio(event["currentAudio"], self.settings)
         tracks = self._tracks(audio)
-        language = _language(event)
+        results = results_of(event)  # validated once: the lid and ivr results both come from it
+        language = _language(results)
         segments: list[dict[str, Any]] = []
         detected = language
         intervals: dict[str, list[tuple[float, float]]] = {}
@@ -85,7 +87,7 @@ class WhisperStt(Engine):
         speech = speech_params(audio.duration, intervals, n_words,
                                agent=audio.roles[0] if audio.stereo else "agent",
                                customer=audio.roles[1] if audio.stereo else "customer")
-        prelude, prelude_info = self._prelude(event, detected)
+        prelude, prelude_info = self._prelude(results.ivr, str(event.get("file")), detected)
         segments = prelude + segments
         text = labelled_text(segments)
         lang_out = detected or "und"
@@ -97,19 +99,19 @@ class WhisperStt(Engine):
         return StageOutput(result={"language": lang_out, "transcriptPath": str(path), "text": text,
                                    "words": n_words, "speech": speech})
 
-    def _prelude(self, event: dict[str, Any], language: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _prelude(self, ivr: IvrResult | None, file: str,
+                 language: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """(segments, info) of what the switch played before the call: the [0, ivrEndSec) the ivr stage cut
         from its input, both legs mixed, as one untimed `ivr` segment (its times are of that input, not of
         the audio the conversation's times refer to). An unreadable prelude is logged and left out: the
         conversation is what the call is audited on."""
-        ivr = results_of(event).ivr
         if not self.settings.stt_prelude or ivr is None or not ivr.ivrDetected or not ivr.inputPath:
             return [], {}
         info: dict[str, Any] = {"source": ivr.inputPath, "endSec": ivr.ivrEndSec}
         try:
             audio = load_settings_audio(ivr.inputPath, self.settings, head_sec=ivr.ivrEndSec)
         except (PermanentError, OSError) as exc:
-            log.warning("file %s: the IVR prelude is not transcribed: %s", event.get("file"), exc)
+            log.warning("file %s: the IVR prelude is not transcribed: %s", file, exc)
             return [], {**info, "error": str(exc)}
         x = np.ascontiguousarray(audio.mono()[: int(ivr.ivrEndSec * audio.sample_rate)], dtype=np.float32)
         if not speech_segments(x):
